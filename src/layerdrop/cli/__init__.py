@@ -28,17 +28,19 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except LayerDropError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as err:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(err, click.exceptions.UsageError):
-            print(f"error: {err.format_message()}", file=sys.stderr)
-            sys.exit(2)
-        if isinstance(err, click.exceptions.Exit):
-            sys.exit(err.exit_code)
+        _fail(str(err))
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+    except Exception as err:
+        # Usage errors of the (possibly vendored) click under typer: duck-typed, not imported.
+        if hasattr(err, "format_message") and hasattr(err, "exit_code"):
+            message = err.format_message().strip()
+            if not message:  # no arguments at all: the help was printed
+                sys.exit(err.exit_code)
+            _fail(message.splitlines()[0], code=err.exit_code or 2)
         raise
+
+
+def _fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
