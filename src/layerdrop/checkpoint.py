@@ -80,6 +80,16 @@ def load_tokenizer(name: str) -> Any | None:
         return None
 
 
+def check_output_dir(output: str | Path, overwrite: bool = False) -> Path:
+    """Refuse an output that is a file, or a non-empty directory without `overwrite` (before any work)."""
+    output = Path(output).expanduser()
+    if output.exists() and not output.is_dir():
+        raise LayerDropError(f"output {str(output)!r} exists and is not a directory")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise LayerDropError(f"output directory {str(output)!r} is not empty; pass --overwrite to replace it")
+    return output
+
+
 @contextmanager
 def atomic_output_dir(output: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory beside `output` that replaces it only if the block succeeds.
@@ -87,11 +97,7 @@ def atomic_output_dir(output: str | Path, overwrite: bool = False) -> Iterator[P
     A failure at any point leaves no half-written output, and an existing non-empty directory
     is only replaced with `overwrite`.
     """
-    output = Path(output).expanduser()
-    if output.exists() and not output.is_dir():
-        raise LayerDropError(f"output {str(output)!r} exists and is not a directory")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise LayerDropError(f"output directory {str(output)!r} is not empty; pass --overwrite to replace it")
+    output = check_output_dir(output, overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:

@@ -21,6 +21,7 @@ app = typer.Typer(
 
 # Each module registers its commands on `app` when imported.
 from layerdrop.cli import surgery  # noqa: E402,F401
+from layerdrop.cli import experiments  # noqa: E402,F401
 
 
 def main() -> None:

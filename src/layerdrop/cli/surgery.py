@@ -28,7 +28,7 @@ def drop(
     overwrite: bool = typer.Option(False, help="replace a non-empty output directory"),
 ) -> None:
     """Drop layers from MODEL and save a plain transformers checkpoint to --output."""
-    from layerdrop.checkpoint import atomic_output_dir, load_config, load_model, load_tokenizer, save_model
+    from layerdrop.checkpoint import check_output_dir, load_config, load_model, load_tokenizer, save_model
     from layerdrop.architectures import num_layers
     from layerdrop.strategies import select_layers
     from layerdrop.strategies.positional import parse_layer_list
@@ -36,8 +36,7 @@ def drop(
 
     explicit = parse_layer_list(layers) if layers is not None else None
     name = "explicit" if explicit is not None and strategy == "top" else strategy
-    with atomic_output_dir(output, overwrite):  # refuse a non-empty output before any loading
-        pass
+    check_output_dir(output, overwrite)  # before any loading
     total = num_layers(load_config(model))
     indices = select_layers(name, total, num_drop, layers=explicit, seed=seed, protect_first=protect_first, protect_last=protect_last)
     record = {"name": name, "num_drop": len(indices)}

@@ -1,0 +1,36 @@
+"""GLUE tasks, their data and their metrics: every source yields the `nyu-mll/glue` columns and labels."""
+
+from layerdrop.glue.data import (
+    available_splits,
+    features,
+    load_files,
+    load_split,
+    train_from_dev,
+)
+from layerdrop.glue.metrics import (
+    MISMATCHED_SUFFIX,
+    compute_metrics,
+    headline_score,
+    logits_to_predictions,
+)
+from layerdrop.glue.tasks import GLUE_TASKS, TASKS, TOY_TASK, Task, custom_task, get_task
+from layerdrop.glue.toy import toy_splits
+
+__all__ = [
+    "GLUE_TASKS",
+    "MISMATCHED_SUFFIX",
+    "TASKS",
+    "TOY_TASK",
+    "Task",
+    "available_splits",
+    "compute_metrics",
+    "custom_task",
+    "features",
+    "get_task",
+    "headline_score",
+    "load_files",
+    "load_split",
+    "logits_to_predictions",
+    "toy_splits",
+    "train_from_dev",
+]

@@ -1,0 +1,36 @@
+"""Ranking layers by their weights alone: no data, no forward pass.
+
+The rule: a layer's weight matrices (every parameter with two or more dimensions: attention and
+feed-forward projections) are pooled into one set of numbers, and the layer is scored by
+  - "norm": the Frobenius norm of that set divided by the square root of its size, i.e. the
+    root-mean-square weight, so layers of different widths compare fairly;
+  - "variance": the variance of that set.
+Biases and norm gains are left out: they are few, sit near 0 and 1 by construction, and would
+blur the comparison. Layers with the smallest statistic are taken to matter least.
+"""
+
+from __future__ import annotations
+
+from transformers import PreTrainedModel
+
+from layerdrop.architectures import layer_modules
+from layerdrop.errors import LayerDropError
+
+STATISTICS = ("norm", "variance")
+
+
+def parameter_scores(model: PreTrainedModel, statistic: str = "norm") -> list[float]:
+    """The chosen statistic of each layer's weight matrices, in layer order."""
+    if statistic not in STATISTICS:
+        raise LayerDropError(f"unknown statistic {statistic!r}; choose one of {', '.join(STATISTICS)}")
+    scores = []
+    for layer in layer_modules(model):
+        matrices = [p.detach().double() for p in layer.parameters() if p.ndim >= 2]
+        count = sum(m.numel() for m in matrices)
+        square_sum = sum(float(m.square().sum()) for m in matrices)
+        if statistic == "norm":
+            scores.append((square_sum / count) ** 0.5)
+        else:
+            mean = sum(float(m.sum()) for m in matrices) / count
+            scores.append(square_sum / count - mean**2)
+    return scores

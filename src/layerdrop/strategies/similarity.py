@@ -1,0 +1,198 @@
+"""How much each layer changes its input, from ONE forward pass with hooks on the layer modules.
+
+Hooks see exactly what enters and leaves every layer. `output_hidden_states` would not do: for
+decoders its last entry comes after the final norm, which would make the top layer look like
+it changes its input a lot. The forward pass stops right after the last layer (no final norm,
+pooler or head), and each state is reduced to a few pooled vectors as soon as it appears, so
+memory stays at one layer's activations.
+
+States are numbered 0..L: state 0 is the input of layer 0 (the embeddings), state i+1 the
+output of layer i. A representation is pooled per text in one of three ways (`POOLINGS`):
+"first" non-padding token (BERT's [CLS]), "last" non-padding token (what a decoder has read the
+whole text with) or "mean" over the non-padding tokens. Cosines are averaged over texts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+from transformers import PretrainedConfig, PreTrainedModel
+
+from layerdrop.architectures import architecture_for, layer_modules
+from layerdrop.errors import LayerDropError
+
+POOLINGS = ("first", "last", "mean")
+TIME_MAJOR = {"xlnet"}  # layers that see (tokens, batch, hidden) instead of (batch, tokens, hidden)
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+
+
+def default_pooling(config: PretrainedConfig) -> str:
+    """"last" for decoders (architectures with a final norm: GPT-2, Llama, …), else "first" ([CLS])."""
+    return "last" if architecture_for(config).final_norm else "first"
+
+
+def check_pooling(pooling: str) -> str:
+    if pooling not in POOLINGS:
+        raise LayerDropError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+    return pooling
+
+
+def hidden_of(output: Any) -> Tensor:
+    """The hidden state a layer returned (some layers return a tuple with it first)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def model_inputs(batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The keys of a tokenized batch that the model's forward takes (labels are left out)."""
+    return {key: value for key, value in batch.items() if key in MODEL_INPUTS}
+
+
+def forward_kwargs(model: PreTrainedModel) -> dict[str, Any]:
+    """No KV cache: nothing is generated, and building one costs time."""
+    return {"use_cache": False} if hasattr(model.config, "use_cache") else {}
+
+
+@dataclass
+class SimilarityScores:
+    """Averages over the data of how alike the states are.
+
+    `cosine[p]` and `angular[p]` are (L+1)×(L+1) matrices for pooling p: the mean cosine, and the
+    mean angular distance arccos(cos)/π, between states i and j. `token_cosine[i]` is the cosine
+    between layer i's input and output token by token, averaged over all non-padding tokens.
+    """
+
+    cosine: dict[str, Tensor]
+    angular: dict[str, Tensor]
+    token_cosine: Tensor
+    num_texts: int
+    num_tokens: int
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.token_cosine)
+
+    def contribution(self, pooling: str) -> list[float]:
+        """Per layer, the cosine between its pooled input and output (Sajjad et al.): high = little contribution."""
+        return torch.diagonal(self.cosine[check_pooling(pooling)], offset=1).tolist()
+
+    def block_influence(self) -> list[float]:
+        """Per layer, ShortGPT's block influence: 1 − the mean token-wise cosine of input and output."""
+        return (1 - self.token_cosine).tolist()
+
+    def angular_distance(self, pooling: str, block_size: int = 1) -> list[float]:
+        """Per start ℓ, the mean angular distance between the input of layer ℓ and the output of layer ℓ+n−1."""
+        if not 1 <= block_size <= self.num_layers:
+            raise LayerDropError(f"block size must be between 1 and {self.num_layers}, got {block_size}")
+        return torch.diagonal(self.angular[check_pooling(pooling)], offset=block_size).tolist()
+
+
+class _Accumulator:
+    """Receives the L+1 states of each batch in order and keeps running sums."""
+
+    def __init__(self, num_layers: int, time_major: bool) -> None:
+        self.num_layers = num_layers
+        self.time_major = time_major
+        size = num_layers + 1
+        self.cosine = {p: torch.zeros(size, size, dtype=torch.float64) for p in POOLINGS}
+        self.angular = {p: torch.zeros(size, size, dtype=torch.float64) for p in POOLINGS}
+        self.token_cosine = torch.zeros(num_layers, dtype=torch.float64)
+        self.num_texts = 0
+        self.num_tokens = 0
+        self.mask: Tensor | None = None
+
+    def start_batch(self, mask: Tensor) -> None:
+        self.mask = mask.float()
+        lengths = self.mask.sum(1).clamp(min=1)
+        self.mean_weights = self.mask / lengths[:, None]
+        self.first = self.mask.argmax(1)
+        self.last = mask.shape[1] - 1 - self.mask.flip(1).argmax(1)
+        self.pooled: dict[str, list[Tensor]] = {p: [] for p in POOLINGS}
+        self.previous: tuple[Tensor, Tensor] | None = None  # last state, unit-normalised per token
+
+    def add_state(self, state: Tensor) -> None:
+        """Pool one state and, from the second one on, add the token-wise cosine with the one before."""
+        state = state.transpose(0, 1) if self.time_major else state
+        state = state.float()
+        rows = torch.arange(state.shape[0])
+        self.pooled["first"].append(state[rows, self.first])
+        self.pooled["last"].append(state[rows, self.last])
+        self.pooled["mean"].append(torch.einsum("bt,btd->bd", self.mean_weights, state))
+        unit = F.normalize(state, dim=-1)
+        if self.previous is not None:
+            layer = len(self.pooled["first"]) - 2
+            self.token_cosine[layer] += float((torch.einsum("btd,btd->bt", self.previous, unit) * self.mask).sum())
+        self.previous = unit
+
+    def end_batch(self) -> None:
+        states = len(self.pooled["first"])
+        if states != self.num_layers + 1:
+            raise RuntimeError(f"captured {states} states for {self.num_layers} layers; the layer hooks did not fire as expected")
+        for pooling, vectors in self.pooled.items():
+            unit = F.normalize(torch.stack(vectors, dim=1), dim=-1)  # (batch, L+1, hidden)
+            cosine = (unit @ unit.transpose(1, 2)).clamp(-1, 1).double()
+            self.cosine[pooling] += cosine.sum(0)
+            self.angular[pooling] += (torch.arccos(cosine) / math.pi).sum(0)
+        self.num_texts += int(self.mask.shape[0])
+        self.num_tokens += int(self.mask.sum())
+        self.pooled = {p: [] for p in POOLINGS}
+        self.previous = None
+
+    def result(self) -> SimilarityScores:
+        if not self.num_texts:
+            raise LayerDropError("no data to score the layers on")
+        return SimilarityScores(
+            cosine={p: m / self.num_texts for p, m in self.cosine.items()},
+            angular={p: m / self.num_texts for p, m in self.angular.items()},
+            token_cosine=(self.token_cosine / self.num_tokens).clamp(-1, 1),
+            num_texts=self.num_texts,
+            num_tokens=self.num_tokens,
+        )
+
+
+class _StopForward(Exception):
+    """Raised after the last layer: the final norm, pooler and head are not needed."""
+
+
+def layer_similarity(model: PreTrainedModel, batches: Iterable[Mapping[str, Tensor]], progress: bool = True) -> SimilarityScores:
+    """Score every layer on `batches` (tokenized: input_ids, attention_mask, …) in one pass each."""
+    layers = layer_modules(model)
+    acc = _Accumulator(len(layers), model.config.model_type in TIME_MAJOR)
+    calls = 0
+
+    def on_input(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if calls == 0:  # ALBERT calls its one shared layer L times
+            acc.add_state(hidden_of(args[0] if args else kwargs["hidden_states"]))
+
+    def on_output(module: nn.Module, args: tuple, output: Any) -> None:
+        nonlocal calls
+        calls += 1
+        acc.add_state(hidden_of(output))
+        if calls == len(layers):
+            raise _StopForward
+
+    handles = [layers[0].register_forward_pre_hook(on_input, with_kwargs=True)]
+    handles += [module.register_forward_hook(on_output) for module in {id(m): m for m in layers}.values()]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for batch in tqdm(batches, desc="scoring layers", unit="batch", disable=not progress):
+                inputs = model_inputs(batch)
+                acc.start_batch(inputs.get("attention_mask", torch.ones_like(inputs["input_ids"])))
+                calls = 0
+                try:
+                    model(**inputs, **forward_kwargs(model))
+                except _StopForward:
+                    pass
+                acc.end_batch()
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return acc.result()

@@ -1,0 +1,355 @@
+"""Sweeps: a YAML grid of runs, validated up front, executed resumably into SQLite.
+
+Each finished run becomes one row keyed by a hash of its spec, inserted in a single transaction
+after the run returns. Killing a sweep at any moment therefore loses at most the runs in flight,
+and rerunning the same config runs exactly the missing grid points.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import multiprocessing
+import os
+import sqlite3
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from layerdrop.errors import LayerDropError
+
+Spec = dict[str, Any]
+Result = dict[str, Any]
+Runner = Callable[[Spec], Result]
+
+Regime = Literal["pretrained", "finetuned", "task-specific"]
+FULL_MODEL = "none"  # the strategy name of the undropped baseline
+
+# Keys every result must have before it is recorded; the report relies on them.
+RESULT_KEYS = ("model", "task", "strategy", "num_drop", "seed", "regime", "score", "metrics")
+# Config keys copied into every spec (None values are left out, so adding a new optional
+# setting later does not change the run keys of existing results).
+SHARED_OPTIONS = ("data", "epochs", "learning_rate", "batch_size", "max_length", "train_from_dev", "threshold")
+
+
+
+def _canonical_task(name: str) -> str:
+    """The registered name of a task ("STS-B" -> "stsb"), so equal runs get equal keys."""
+    from layerdrop.glue.tasks import get_task
+
+    try:
+        return get_task(name).name
+    except LayerDropError as err:
+        raise ValueError(str(err)) from None
+
+
+KList = Annotated[list[PositiveInt], Field(min_length=1)]
+TaskName = Annotated[str, AfterValidator(_canonical_task)]
+
+
+class SweepConfig(BaseModel):
+    """The keys a sweep YAML may hold; any other key is a typo and is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: list[str] = Field(min_length=1)
+    strategies: list[str] = Field(min_length=1)
+    num_drop: KList | dict[str, KList]  # one list for all models, or model -> list
+    tasks: list[TaskName] = Field(min_length=1)
+    seeds: list[int] = Field(default=[42], min_length=1)
+    regimes: list[Regime] = Field(default=["pretrained"], min_length=1)
+    include_full_model: bool = True
+    data: str | None = None  # GLUE directory, relative to the config file
+    epochs: PositiveFloat = 3.0
+    learning_rate: PositiveFloat = 2e-5
+    batch_size: PositiveInt = 32
+    max_length: PositiveInt = 128
+    max_train_samples: PositiveInt | dict[str, PositiveInt] | None = None  # one cap, or task -> cap
+    train_from_dev: bool = False
+    threshold: float | None = None
+    workers: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _mappings_match_lists(self) -> SweepConfig:
+        """Per-model and per-task mappings must name exactly the listed models / known tasks."""
+        if isinstance(self.num_drop, dict):
+            _check_keys("num_drop", self.num_drop, self.models, "model", require_all=True)
+        if isinstance(self.max_train_samples, dict):
+            _check_keys("max_train_samples", self.max_train_samples, self.tasks, "task", require_all=False)
+        return self
+
+    def num_drop_for(self, model: str) -> list[int]:
+        return self.num_drop[model] if isinstance(self.num_drop, dict) else self.num_drop
+
+    def max_train_samples_for(self, task: str) -> int | None:
+        if isinstance(self.max_train_samples, dict):
+            return self.max_train_samples.get(task)
+        return self.max_train_samples
+
+
+def _check_keys(name: str, mapping: dict[str, Any], allowed: list[str], what: str, require_all: bool) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise ValueError(f"{name}: {key!r} is not one of the listed {what}s{_suggest(key, allowed)}")
+    missing = [item for item in allowed if item not in mapping]
+    if require_all and missing:
+        raise ValueError(f"{name}: no entry for {what} {missing[0]!r}")
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load_config(path: Path) -> SweepConfig:
+    """Read and validate a sweep YAML; every problem is a one-line LayerDropError."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise LayerDropError(f"cannot read config {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise LayerDropError(f"config {path} is not valid YAML: {' '.join(str(err).split())}") from None
+    config = parse_config(raw if raw is not None else {})
+    if config.data is None:
+        return config
+    data = (path.parent / config.data).resolve()
+    if not data.is_dir():
+        raise LayerDropError(f"config: data: no such directory {data}")
+    return config.model_copy(update={"data": str(data)})
+
+
+def parse_config(raw: Any) -> SweepConfig:
+    """Validate an already-parsed config mapping."""
+    if not isinstance(raw, dict):
+        raise LayerDropError("config: expected a mapping of keys to values at the top level")
+    try:
+        return SweepConfig.model_validate(raw)
+    except ValidationError as err:
+        raise LayerDropError(_describe(err, raw)) from None
+
+
+def _describe(err: ValidationError, raw: dict[str, Any]) -> str:
+    """One line about the most useful error: unknown keys first, then the most specific one."""
+    errors = err.errors()
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    if unknown:
+        key = str(unknown[0]["loc"][0])
+        return f"config: unknown key {key!r}{_suggest(key, list(SweepConfig.model_fields))}"
+    where = [(_user_path(e["loc"], raw), e) for e in errors]
+    path, first = max(where, key=lambda pair: len(pair[0]))
+    if first["type"] == "missing":
+        return f"config: missing key {path[0]!r}"
+    if first["type"] == "value_error":  # our own checks: the message says what is wrong
+        message, got = str(first["ctx"]["error"]), ""
+    else:
+        message, got = first["msg"], f" (got {first['input']!r})"
+    if not path:  # a cross-field check: its message already names the key
+        return f"config: {message}"
+    shown = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path[1:])
+    return f"config: {path[0]}{shown}: {message}{got}"
+
+
+def _user_path(loc: tuple[int | str, ...], raw: Any) -> list[int | str]:
+    """The part of a pydantic error location that exists in the user's YAML (drops union tags)."""
+    path, node = [], raw
+    for part in loc:
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int):
+            path.append(part)
+            node = node[part] if isinstance(node, dict) or part < len(node) else None
+        elif not path:  # a missing top-level key
+            return [part]
+    return path
+
+
+def expand_grid(config: SweepConfig) -> list[Spec]:
+    """Every run of the sweep, full-model baselines first, each grid point once.
+
+    The full model drops nothing, so the regime makes no difference to it: it runs once per
+    model × task × seed, under "pretrained".
+    """
+    shared = {key: value for key, value in config.model_dump(include=set(SHARED_OPTIONS)).items() if value is not None}
+    specs: dict[str, Spec] = {}
+    for model in config.models:
+        points = [(FULL_MODEL, 0, "pretrained")] if config.include_full_model else []
+        points += [(s, k, r) for r in config.regimes for s in config.strategies for k in config.num_drop_for(model)]
+        for task in config.tasks:
+            cap = config.max_train_samples_for(task)
+            for seed in config.seeds:
+                for strategy, num_drop, regime in points:
+                    spec = {"model": model, "task": task, "strategy": strategy, "num_drop": num_drop,
+                            "seed": seed, "regime": regime, **shared}
+                    if cap is not None:
+                        spec["max_train_samples"] = cap
+                    specs.setdefault(run_key(spec), spec)
+    return list(specs.values())
+
+
+def run_key(spec: Spec) -> str:
+    """A stable id for a run: the hash of its canonical JSON."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_key     TEXT PRIMARY KEY,
+    model       TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    strategy    TEXT NOT NULL,
+    num_drop    INTEGER NOT NULL,
+    seed        INTEGER NOT NULL,
+    regime      TEXT NOT NULL,
+    score       REAL,
+    finished_at TEXT NOT NULL,
+    spec        TEXT NOT NULL,
+    result      TEXT NOT NULL
+)
+"""
+
+
+def open_db(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) a results database in WAL mode, so reports can read mid-sweep."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(SCHEMA)
+    return conn
+
+
+def finished_keys(conn: sqlite3.Connection) -> set[str]:
+    return {key for (key,) in conn.execute("SELECT run_key FROM runs")}
+
+
+def record(conn: sqlite3.Connection, spec: Spec, result: Result) -> None:
+    """Store one finished run atomically; a key already present is left untouched."""
+    row = (run_key(spec), *(spec[k] for k in ("model", "task", "strategy", "num_drop", "seed", "regime")),
+           result["score"], datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           json.dumps(spec, sort_keys=True), json.dumps(result, sort_keys=True))
+    with conn:  # one transaction: commit on success, roll back on error
+        conn.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+
+def check_result(result: Any) -> None:
+    """Refuse a runner's answer that the database or the report could not use."""
+    if not isinstance(result, dict):
+        raise ValueError(f"runner returned {type(result).__name__}, not a result dict")
+    missing = [key for key in RESULT_KEYS if key not in result]
+    if missing:
+        raise ValueError(f"result lacks {', '.join(missing)}")
+    json.dumps(result)  # TypeError for anything JSON cannot hold
+
+
+def read_results(path: Path) -> list[Result]:
+    """Every stored result of a sweep database, oldest first."""
+    if not path.is_file():
+        raise LayerDropError(f"no such results database: {path}")
+    try:
+        with closing(sqlite3.connect(path)) as conn:
+            rows = conn.execute("SELECT result FROM runs ORDER BY finished_at, run_key").fetchall()
+    except sqlite3.DatabaseError as err:
+        raise LayerDropError(f"{path} is not a sweep database: {err}") from None
+    return [json.loads(result) for (result,) in rows]
+
+
+@dataclass
+class SweepOutcome:
+    """What one invocation did: runs already present, newly finished, and failed (spec, message)."""
+
+    total: int
+    skipped: int = 0
+    finished: int = 0
+    failures: list[tuple[Spec, str]] = field(default_factory=list)
+
+
+def describe_run(spec: Spec) -> str:
+    return f"{spec['model']} {spec['task']} {spec['strategy']} K={spec['num_drop']} seed={spec['seed']} {spec['regime']}"
+
+
+def run_sweep(specs: list[Spec], db_path: Path, runner: Runner | None = None, workers: int = 1,
+              console: Console | None = None) -> SweepOutcome:
+    """Run every spec not yet in the database, recording each as soon as it finishes.
+
+    A failing run is reported and skipped so the rest of the grid still runs; it stays missing
+    from the database, so the next invocation retries it.
+    """
+    console = console or Console(stderr=True)
+    with closing(open_db(db_path)) as conn:
+        done = finished_keys(conn)
+        todo = [spec for spec in specs if run_key(spec) not in done]
+        outcome = SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
+        columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            bar = progress.add_task("runs", total=len(specs), completed=outcome.skipped)
+            for spec, result in _execute(todo, runner or _default_runner, workers):
+                try:
+                    if isinstance(result, BaseException):
+                        raise result
+                    check_result(result)
+                except Exception as err:
+                    message = str(err).splitlines()[0] if str(err) else type(err).__name__
+                    outcome.failures.append((spec, message))
+                    if not isinstance(err, LayerDropError):  # a bug: keep its traceback
+                        console.print("".join(traceback.format_exception(err)), style="dim", markup=False)
+                    console.print(f"[red]failed[/] {describe_run(spec)}: {message}", highlight=False)
+                else:
+                    record(conn, spec, result)
+                    outcome.finished += 1
+                progress.advance(bar)
+    return outcome
+
+
+def _default_runner(spec: Spec) -> Result:
+    from layerdrop.experiment import run_experiment
+
+    return run_experiment(spec)
+
+
+def _execute(specs: list[Spec], runner: Runner, workers: int) -> Iterator[tuple[Spec, Result | BaseException]]:
+    """Yield (spec, result or exception) as runs finish: in-process, or in a pool of `workers`."""
+    if workers == 1:
+        for spec in specs:
+            try:
+                result: Result | BaseException = runner(spec)
+            except Exception as err:
+                result = err
+            yield spec, result
+        return
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch/CUDA are loaded
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_pin_gpu,
+                               initargs=(context.Value("i", 0), _visible_gpus()))
+    try:
+        futures = {pool.submit(runner, spec): spec for spec in specs}
+        for future in as_completed(futures):
+            yield futures[future], future.exception() or future.result()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _visible_gpus() -> list[str]:
+    """GPU ids workers may be pinned to: CUDA_VISIBLE_DEVICES when set, else all torch can see."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [device.strip() for device in visible.split(",") if device.strip()]
+    import torch
+
+    return [str(index) for index in range(torch.cuda.device_count())]
+
+
+def _pin_gpu(counter: Any, gpus: list[str]) -> None:
+    """Pool initializer: worker i sees only GPU i mod n, before anything initialises CUDA."""
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]

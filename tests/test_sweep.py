@@ -1,0 +1,248 @@
+"""Sweeps: config validation, grid expansion, and resuming after being killed at random moments."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from layerdrop.errors import LayerDropError
+from layerdrop.sweep import RESULT_KEYS, expand_grid, load_config, parse_config, run_key, run_sweep
+
+GRID = {
+    "models": ["bert-base-uncased", "distilbert-base-uncased"],
+    "strategies": ["top", "bottom"],
+    "num_drop": {"bert-base-uncased": [2, 4], "distilbert-base-uncased": [1]},
+    "tasks": ["rte", "sst2"],
+    "seeds": [1, 2],
+}
+
+# A fake runner in a script of its own: it sleeps a little, logs every result it returns
+# (with a nonce, so a rerun of the same spec is told apart) and runs the sweep given in argv.
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, random, sys, time
+    from pathlib import Path
+    from layerdrop.sweep import expand_grid, parse_config, run_sweep
+
+    def fake_runner(spec):
+        time.sleep(random.uniform(0.005, 0.04))
+        ident = {k: spec[k] for k in ("model", "task", "strategy", "num_drop", "seed", "regime")}
+        result = {**ident, "metrics": {"accuracy": 0.5}, "score": 0.5, "nonce": os.urandom(8).hex(),
+                  "device": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
+        with open(os.environ["RUN_LOG"], "a") as log:
+            log.write(json.dumps(result) + "\\n")
+        return result
+
+    if __name__ == "__main__":
+        config = parse_config(json.loads(sys.argv[2]))
+        run_sweep(expand_grid(config), Path(sys.argv[1]), runner=fake_runner, workers=config.workers)
+    """
+)
+
+
+def _sweep_process(tmp_path: Path, db: Path, config: dict, env: dict[str, str] | None = None) -> subprocess.Popen:
+    script = tmp_path / "fake_sweep.py"
+    script.write_text(SCRIPT)
+    full_env = {**os.environ, "RUN_LOG": str(tmp_path / "runs.log"), **(env or {})}
+    return subprocess.Popen([sys.executable, str(script), str(db), json.dumps(config)], env=full_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _logged(tmp_path: Path) -> list[dict]:
+    """Results the fake runner returned; a line cut short by SIGKILL is not a result."""
+    path = tmp_path / "runs.log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    results = []
+    for line in lines:
+        try:
+            results.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return results
+
+
+def _rows(db: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT run_key, spec, result FROM runs").fetchall()
+
+
+def test_killed_sweep_resumes_without_losing_or_duplicating_runs(tmp_path: Path) -> None:
+    db = tmp_path / "sweep.sqlite"
+    specs = expand_grid(parse_config(GRID))
+    rng = random.Random(1234)
+    kills = 0
+    for _ in range(6):
+        before = len(_logged(tmp_path))
+        process = _sweep_process(tmp_path, db, GRID)
+        target = before + rng.randint(1, 4)  # let a few runs finish, then kill at a random moment
+        deadline = time.monotonic() + 20
+        while len(_logged(tmp_path)) < target and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.03))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 3, "the sweep finished before it could be killed; make the grid bigger"
+
+    process = _sweep_process(tmp_path, db, GRID)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr.decode()
+
+    rows = _rows(db)
+    assert sorted(key for key, _, _ in rows) == sorted(run_key(spec) for spec in specs)
+    logged = {result["nonce"] for result in _logged(tmp_path)}
+    for key, spec, result in rows:
+        spec, result = json.loads(spec), json.loads(result)
+        assert run_key(spec) == key
+        assert all(name in result for name in RESULT_KEYS)
+        assert {k: result[k] for k in ("model", "task", "strategy", "num_drop", "seed")} == {
+            k: spec[k] for k in ("model", "task", "strategy", "num_drop", "seed")}
+        assert result["nonce"] in logged  # a result the runner really returned
+    assert len({json.loads(result)["nonce"] for _, _, result in rows}) == len(specs)
+    # Finished runs are skipped on resume: only a run killed between returning and being
+    # recorded is run again, at most one per kill.
+    assert len(specs) <= len(_logged(tmp_path)) <= len(specs) + kills
+
+    rerun = _sweep_process(tmp_path, db, GRID)
+    assert rerun.wait(timeout=60) == 0
+    assert len(_logged(tmp_path)) <= len(specs) + kills  # nothing left to run
+    assert len(_rows(db)) == len(specs)
+
+
+def test_workers_run_in_parallel_each_pinned_to_one_gpu(tmp_path: Path) -> None:
+    db = tmp_path / "sweep.sqlite"
+    config = {**GRID, "models": ["bert-base-uncased"], "seeds": [1], "workers": 2,
+              "num_drop": [2, 4]}
+    process = _sweep_process(tmp_path, db, config, env={"CUDA_VISIBLE_DEVICES": "3,5"})
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr.decode()
+    results = [json.loads(result) for _, _, result in _rows(db)]
+    assert len(results) == len(expand_grid(parse_config(config)))
+    device_of = {}
+    for result in results:
+        assert device_of.setdefault(result["pid"], result["device"]) == result["device"]
+    assert set(device_of.values()) <= {"3", "5"}
+    assert len(device_of) == 1 or len(set(device_of.values())) == len(device_of)
+
+
+def test_failed_runs_are_reported_and_retried_on_the_next_invocation(tmp_path: Path) -> None:
+    db = tmp_path / "sweep.sqlite"
+    specs = expand_grid(parse_config({**GRID, "seeds": [1]}))
+
+    def runner(spec: dict) -> dict:
+        if spec["num_drop"] == 4:
+            raise LayerDropError("cannot drop 4 of 2 layers")
+        return {**spec, "metrics": {"accuracy": 0.5}, "score": 0.5}
+
+    outcome = run_sweep(specs, db, runner=runner)
+    failed = [spec for spec in specs if spec["num_drop"] == 4]
+    assert [spec for spec, _ in outcome.failures] == failed
+    assert outcome.finished == len(specs) - len(failed)
+    assert outcome.failures[0][1] == "cannot drop 4 of 2 layers"
+
+    outcome = run_sweep(specs, db, runner=lambda spec: {**spec, "metrics": {}, "score": 0.1})
+    assert (outcome.skipped, outcome.finished, outcome.failures) == (len(specs) - len(failed), len(failed), [])
+
+
+def test_incomplete_results_are_not_recorded(tmp_path: Path) -> None:
+    db = tmp_path / "sweep.sqlite"
+    specs = expand_grid(parse_config({**GRID, "models": ["bert-base-uncased"], "num_drop": [2], "tasks": ["rte"], "seeds": [1]}))
+    outcome = run_sweep(specs, db, runner=lambda spec: {"score": 0.5})
+    assert len(outcome.failures) == len(specs)
+    assert outcome.failures[0][1].startswith("result lacks model")
+    assert _rows(db) == []
+
+
+def test_grid_has_full_model_baselines_per_model_task_seed() -> None:
+    specs = expand_grid(parse_config({**GRID, "regimes": ["pretrained", "finetuned"]}))
+    full = [s for s in specs if s["strategy"] == "none"]
+    assert len(full) == 2 * 2 * 2  # models × tasks × seeds, not × regimes
+    assert all(s["num_drop"] == 0 and s["regime"] == "pretrained" for s in full)
+    dropped = [s for s in specs if s["strategy"] != "none"]
+    assert len(dropped) == (2 * 2 + 2 * 1) * 2 * 2 * 2  # (strategies × K) per model, × tasks × seeds × regimes
+    assert {s["num_drop"] for s in dropped if s["model"] == "distilbert-base-uncased"} == {1}
+    assert len({run_key(s) for s in specs}) == len(specs)
+    assert not any(s["strategy"] == "none" for s in expand_grid(parse_config({**GRID, "include_full_model": False})))
+
+
+def test_per_task_options_and_stable_keys() -> None:
+    config = parse_config({**GRID, "tasks": ["STS-B", "sst2"], "max_train_samples": {"sst2": 100},
+                           "learning_rate": "2e-5"})  # PyYAML reads 2e-5 (no dot) as a string
+    specs = expand_grid(config)
+    assert {s["task"] for s in specs} == {"stsb", "sst2"}
+    assert {s.get("max_train_samples") for s in specs if s["task"] == "sst2"} == {100}
+    assert all("max_train_samples" not in s for s in specs if s["task"] == "stsb")
+    assert {s["learning_rate"] for s in specs} == {2e-5}
+    spec = specs[0]
+    assert run_key(spec) == run_key(dict(reversed(list(spec.items()))))
+    assert run_key(spec) != run_key({**spec, "seed": 99})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"stratgies": ["top"]}, "config: unknown key 'stratgies' (did you mean 'strategies'?)"),
+        ({"models": "bert-base-uncased"}, "config: models: Input should be a valid list (got 'bert-base-uncased')"),
+        ({"tasks": []}, "config: tasks: List should have at least 1 item after validation, not 0 (got [])"),
+        ({"tasks": ["sst-3"]}, "config: tasks[0]: unknown task 'sst-3'"),
+        ({"num_drop": [2, "x"]}, "config: num_drop[1]: Input should be a valid integer"),
+        ({"num_drop": {"bert-base-uncased": [2]}}, "config: num_drop: no entry for model 'distilbert-base-uncased'"),
+        ({"num_drop": {"bert-base": [2], "distilbert-base-uncased": [1]}},
+         "config: num_drop: 'bert-base' is not one of the listed models (did you mean 'bert-base-uncased'?)"),
+        ({"regimes": ["pre-trained"]}, "config: regimes[0]: Input should be 'pretrained', 'finetuned' or 'task-specific'"),
+        ({"epochs": "three"}, "config: epochs: Input should be a valid number"),
+        ({"max_train_samples": {"cola": 10}}, "config: max_train_samples: 'cola' is not one of the listed tasks"),
+        ({"workers": 0}, "config: workers: Input should be greater than 0"),
+    ],
+)
+def test_bad_configs_name_the_key(change: dict, message: str) -> None:
+    with pytest.raises(LayerDropError) as raised:
+        parse_config({**GRID, **change})
+    assert str(raised.value).startswith(message)
+    assert "\n" not in str(raised.value)
+
+
+def test_missing_key_and_data_directory(tmp_path: Path) -> None:
+    with pytest.raises(LayerDropError, match="^config: missing key 'tasks'$"):
+        parse_config({k: v for k, v in GRID.items() if k != "tasks"})
+    (tmp_path / "glue").mkdir()
+    config = tmp_path / "configs" / "grid.yaml"
+    config.parent.mkdir()
+    config.write_text(json.dumps({**GRID, "data": "../glue"}))  # JSON is YAML
+    assert load_config(config).data == str((tmp_path / "glue").resolve())
+    config.write_text(json.dumps({**GRID, "data": "../nowhere"}))
+    with pytest.raises(LayerDropError, match="^config: data: no such directory"):
+        load_config(config)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from layerdrop.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_rejects_a_bad_config_with_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    config = tmp_path / "grid.yaml"
+    config.write_text("models: [bert-base-uncased]\nstrategies: [top]\nnum_drop: [2]\ntasks: [rte]\nsede: [1]\n")
+    done = _cli("sweep", str(config))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["error: config: unknown key 'sede' (did you mean 'seeds'?)"]
+    assert not (tmp_path / "grid.sqlite").exists()  # nothing ran
+
+
+def test_cli_dry_run_lists_the_grid(tmp_path: Path) -> None:
+    config = tmp_path / "grid.yaml"
+    config.write_text("models: [bert-base-uncased]\nstrategies: [top, bottom]\nnum_drop: [2, 4]\ntasks: [rte]\n")
+    done = _cli("sweep", str(config), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "5 runs, 0 already in" in done.stdout
