@@ -27,12 +27,12 @@ GRID = {
 }
 
 # A fake runner in a script of its own: it sleeps a little, logs every result it returns
-# (with a nonce, so a rerun of the same spec is told apart) and runs the sweep given in argv.
+# (with a nonce, so a rerun of the same spec is told apart) and runs the specs given in argv.
 SCRIPT = textwrap.dedent(
     """
     import json, os, random, sys, time
     from pathlib import Path
-    from layerdrop.sweep import expand_grid, parse_config, run_sweep
+    from layerdrop.sweep import run_sweep
 
     def fake_runner(spec):
         time.sleep(random.uniform(0.005, 0.04))
@@ -44,18 +44,20 @@ SCRIPT = textwrap.dedent(
         return result
 
     if __name__ == "__main__":
-        config = parse_config(json.loads(sys.argv[2]))
-        run_sweep(expand_grid(config), Path(sys.argv[1]), runner=fake_runner, workers=config.workers)
+        specs = json.loads(Path(sys.argv[2]).read_text())
+        run_sweep(specs, Path(sys.argv[1]), runner=fake_runner, workers=int(sys.argv[3]))
     """
 )
 
 
 def _sweep_process(tmp_path: Path, db: Path, config: dict, env: dict[str, str] | None = None) -> subprocess.Popen:
-    script = tmp_path / "fake_sweep.py"
+    """The sweep of `config` in a process of its own, with the fake runner."""
+    script, specs = tmp_path / "fake_sweep.py", tmp_path / "specs.json"
     script.write_text(SCRIPT)
+    specs.write_text(json.dumps(expand_grid(parse_config(config))))
     full_env = {**os.environ, "RUN_LOG": str(tmp_path / "runs.log"), **(env or {})}
-    return subprocess.Popen([sys.executable, str(script), str(db), json.dumps(config)], env=full_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [sys.executable, str(script), str(db), str(specs), str(config.get("workers", 1))]
+    return subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _logged(tmp_path: Path) -> list[dict]:

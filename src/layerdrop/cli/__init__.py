@@ -20,8 +20,9 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app` when imported.
-from layerdrop.cli import surgery  # noqa: E402,F401
+from layerdrop.cli import demo, surgery  # noqa: E402,F401
 from layerdrop.cli import experiments  # noqa: E402,F401
+from layerdrop.cli import bench  # noqa: E402,F401
 
 
 def main() -> None:
