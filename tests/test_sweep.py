@@ -35,12 +35,13 @@ SCRIPT = textwrap.dedent(
     from layerdrop.sweep import run_sweep
 
     def fake_runner(spec):
-        time.sleep(random.uniform(0.005, 0.04))
+        time.sleep(random.uniform(0.005, 0.02))
         ident = {k: spec[k] for k in ("model", "task", "strategy", "num_drop", "seed", "regime")}
         result = {**ident, "metrics": {"accuracy": 0.5}, "score": 0.5, "nonce": os.urandom(8).hex(),
                   "device": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
         with open(os.environ["RUN_LOG"], "a") as log:
             log.write(json.dumps(result) + "\\n")
+        time.sleep(random.uniform(0, 0.02))  # a kill here wastes a logged run: it must not be recorded
         return result
 
     if __name__ == "__main__":
@@ -202,8 +203,9 @@ def test_per_task_options_and_stable_keys() -> None:
         ({"num_drop": {"bert-base-uncased": [2]}}, "config: num_drop: no entry for model 'distilbert-base-uncased'"),
         ({"num_drop": {"bert-base": [2], "distilbert-base-uncased": [1]}},
          "config: num_drop: 'bert-base' is not one of the listed models (did you mean 'bert-base-uncased'?)"),
-        ({"regimes": ["pre-trained"]}, "config: regimes[0]: Input should be 'pretrained', 'finetuned' or 'task-specific'"),
-        ({"epochs": "three"}, "config: epochs: Input should be a valid number"),
+        ({"regimes": ["pre-trained"]}, "config: regimes[0]: Input should be 'pretrained', 'finetuned', 'task-specific' or 'iterative'"),
+        ({"epochs": "three"}, "config: epochs: Input should be a valid integer"),
+        ({"train_from_dev": 1.5}, "config: train_from_dev: Input should be less than 1 (got 1.5)"),
         ({"max_train_samples": {"cola": 10}}, "config: max_train_samples: 'cola' is not one of the listed tasks"),
         ({"workers": 0}, "config: workers: Input should be greater than 0"),
     ],

@@ -101,6 +101,7 @@ class CellResult:
     speedup: float | None = None  # throughput over the first model's
     ideal_speedup: float | None = None  # the first model's FLOPs over this one's
     speedup_vs_ideal: float | None = None  # measured / ideal
+    background_cpu: float | None = None  # share of all CPUs busy with other work while this cell was timed
 
 
 @dataclass
@@ -271,6 +272,7 @@ def _time_cell(models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tensor
                 model(**inputs)
         gc.collect()
         gc.disable()  # a collection inside a timed forward would be charged to whichever model ran
+        background = _BackgroundCpu()
         try:
             for round_ in range(settings.repeats):
                 for i in _rotated(len(models), round_):
@@ -281,14 +283,35 @@ def _time_cell(models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tensor
                     times[i].append((time.perf_counter() - start) * 1e3)
         finally:
             gc.enable()
+    busy_elsewhere = background.share()
     batch_size, seq_len = inputs["input_ids"].shape
     cells = []
     for i, (model_flops, model_times) in enumerate(zip(flops, times)):
         median = statistics.median(model_times)
         p90 = statistics.quantiles(model_times, n=10, method="inclusive")[-1] if len(model_times) > 1 else median
-        cells.append(CellResult(batch_size, seq_len, model_flops, model_times, median, p90, batch_size / (median / 1e3)))
+        cells.append(CellResult(batch_size, seq_len, model_flops, model_times, median, p90, batch_size / (median / 1e3), background_cpu=busy_elsewhere))
         step(i)
     return cells
+
+
+class _BackgroundCpu:
+    """How busy the machine was with anything but this process (other jobs, hypervisor steal):
+    timings taken beside a busy neighbour are noisy, and the report says so."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.start = self._now()
+
+    def _now(self) -> tuple[float, float, float]:
+        system = psutil.cpu_times()
+        total = sum(system) - getattr(system, "guest", 0) - getattr(system, "guest_nice", 0)  # guest is inside user
+        busy = total - system.idle - getattr(system, "iowait", 0)
+        own = sum(self.process.cpu_times()[:2])
+        return time.monotonic(), busy, own
+
+    def share(self) -> float:
+        (wall0, busy0, own0), (wall1, busy1, own1) = self.start, self._now()
+        return max(0.0, (busy1 - busy0) - (own1 - own0)) / max((wall1 - wall0) * psutil.cpu_count(), 1e-9)
 
 
 def _rotated(count: int, round_: int) -> list[int]:

@@ -70,7 +70,7 @@ class Report:
 def build_report(runs: pd.DataFrame) -> Report:
     """Aggregate runs over seeds; Avg is the mean over seeds of each seed's average over tasks.
 
-    Avg is blank for rows that miss a task. Several regimes get a "regime" row level of their own.
+    Avg is "-" for rows where no seed has every task. Several regimes get a "regime" row level of their own.
     """
     rows = ["model", "regime", "strategy", "num_drop"] if runs["regime"].nunique() > 1 else ["model", "strategy", "num_drop"]
     tasks = sorted(runs["task"].unique(), key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t))
@@ -164,6 +164,7 @@ TITLES = {
 def plot_average(report: Report, path: Path) -> None:
     """Average score against layers dropped: one panel per model, one line per strategy."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+    from matplotlib.ticker import MaxNLocator
 
     average = report.mean["Avg"].dropna()
     full = _full_model(average)
@@ -177,6 +178,7 @@ def plot_average(report: Report, path: Path) -> None:
         if full is not None and model in full:
             axes.axhline(full[model], color="black", linestyle="--", label="full model")
         axes.set(title=model, xlabel="layers dropped (K)", ylabel="average score ×100")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend(fontsize="small")
     figure.savefig(path, dpi=150)
 

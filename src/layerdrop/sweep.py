@@ -33,15 +33,15 @@ Spec = dict[str, Any]
 Result = dict[str, Any]
 Runner = Callable[[Spec], Result]
 
-Regime = Literal["pretrained", "finetuned", "task-specific"]
+Regime = Literal["pretrained", "finetuned", "task-specific", "iterative"]
 FULL_MODEL = "none"  # the strategy name of the undropped baseline
 
 # Keys every result must have before it is recorded; the report relies on them.
 RESULT_KEYS = ("model", "task", "strategy", "num_drop", "seed", "regime", "score", "metrics")
 # Config keys copied into every spec (None values are left out, so adding a new optional
 # setting later does not change the run keys of existing results).
-SHARED_OPTIONS = ("data", "epochs", "learning_rate", "batch_size", "max_length", "train_from_dev", "threshold")
-
+SHARED_OPTIONS = ("data", "epochs", "learning_rate", "batch_size", "max_length", "max_eval_samples", "train_from_dev",
+                  "strategy_options")
 
 
 def _canonical_task(name: str) -> str:
@@ -65,19 +65,20 @@ class SweepConfig(BaseModel):
 
     models: list[str] = Field(min_length=1)
     strategies: list[str] = Field(min_length=1)
-    num_drop: KList | dict[str, KList]  # one list for all models, or model -> list
+    num_drop: KList | dict[str, KList]  # K ≥ 1 for all models, or model -> Ks; K = 0 is include_full_model
     tasks: list[TaskName] = Field(min_length=1)
     seeds: list[int] = Field(default=[42], min_length=1)
     regimes: list[Regime] = Field(default=["pretrained"], min_length=1)
     include_full_model: bool = True
     data: str | None = None  # GLUE directory, relative to the config file
-    epochs: PositiveFloat = 3.0
+    epochs: PositiveInt = 3
     learning_rate: PositiveFloat = 2e-5
     batch_size: PositiveInt = 32
     max_length: PositiveInt = 128
     max_train_samples: PositiveInt | dict[str, PositiveInt] | None = None  # one cap, or task -> cap
-    train_from_dev: bool = False
-    threshold: float | None = None
+    max_eval_samples: PositiveInt | None = None
+    train_from_dev: Annotated[float, Field(gt=0, lt=1)] | None = None  # dev fraction to train on, for tasks without train data
+    strategy_options: dict[str, Any] | None = None  # e.g. {threshold: 0.9} for data-driven strategies
     workers: PositiveInt = 1
 
     @model_validator(mode="after")
@@ -317,7 +318,7 @@ def _default_runner(spec: Spec) -> Result:
 
 def _execute(specs: list[Spec], runner: Runner, workers: int) -> Iterator[tuple[Spec, Result | BaseException]]:
     """Yield (spec, result or exception) as runs finish: in-process, or in a pool of `workers`."""
-    if workers == 1:
+    if min(workers, len(specs)) <= 1:
         for spec in specs:
             try:
                 result: Result | BaseException = runner(spec)

@@ -14,7 +14,9 @@ from layerdrop.cli.surgery import HEAD_HELP
 from layerdrop.errors import LayerDropError
 
 if TYPE_CHECKING:
-    from layerdrop.bench import BenchReport
+    from rich.table import Table
+
+    from layerdrop.bench import BenchReport, ModelResult
 
 
 @app.command()
@@ -37,9 +39,11 @@ def bench(
     batches, lengths = _int_list(batch_sizes, "--batch-sizes"), _int_list(seq_lens, "--seq-lens")
     from rich.console import Console
     from rich.progress import Progress
+    from transformers.utils import logging as transformers_logging
 
     from layerdrop.bench import BenchSettings, run_bench
 
+    transformers_logging.disable_progress_bar()  # ours is the one to watch
     settings = BenchSettings(batches, lengths, repeats, warmup, device, dtype, threads, head, memory, seed)
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("loading models", total=None)
@@ -63,33 +67,42 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
     return tuple(int(part) for part in parts)
 
 
-def _table(report: BenchReport):  # -> rich.table.Table (rich is imported lazily)
+def _table(report: BenchReport) -> Table:
     """One table per run: a row per model and cell, grouped by cell, speed-ups against the first model."""
+    from rich import box
     from rich.table import Table
 
     labels = _labels([m.model for m in report.models])
     settings = report.settings
     caption = [
         f"{report.device_name}, {settings['dtype']}, {report.threads} threads, median of {settings['repeats']} after {settings['warmup']} warm-up",
-        *(f"{label}: {m.model}, {m.num_layers} layers, {m.parameters:,} parameters, {_mib(m.size_on_disk_bytes)} on disk" for label, m in zip(labels, report.models)),
+        *(_describe(label, model) for label, model in zip(labels, report.models)),
         *([f"memory: {report.memory_method}; act. = peak minus memory before the forward"] if report.memory_method else []),
         "ideal = FLOPs of the first model / FLOPs of this one",
         *report.notes,
     ]
-    table = Table(title="layerdrop bench", caption="\n".join(caption), caption_justify="left")
-    for column in ("batch", "length", "model", "GFLOPs", "median ms", "p90 ms", "seq/s", "peak MiB", "act. MiB", "speed-up", "ideal", "measured/ideal"):
+    busiest = max(cell.background_cpu or 0.0 for m in report.models for cell in m.cells)
+    if busiest > 0.1:
+        caption.append(f"warning: other processes kept up to {busiest:.0%} of the CPUs busy while timing; the timings are noisy")
+    table = Table(title="layerdrop bench", caption="\n".join(caption), caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in ("batch\n×len", "model", "GFLOP", "median\nms", "p90\nms", "seq/s", "peak\nMiB", "act.\nMiB", "speed\n-up", "ideal", "meas./\nideal"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for index in range(len(report.models[0].cells)):
         for label, model in zip(labels, report.models):
             cell = model.cells[index]
             table.add_row(
-                str(cell.batch_size), str(cell.seq_len), label, f"{cell.flops / 1e9:,.2f}",
-                f"{cell.median_ms:,.2f}", f"{cell.p90_ms:,.2f}", f"{cell.throughput:,.1f}",
-                _mib(cell.peak_memory_bytes, unit=False), _mib(cell.activation_memory_bytes, unit=False),
-                f"{cell.speedup:.2f}x", f"{cell.ideal_speedup:.2f}x", f"{cell.speedup_vs_ideal:.3f}",
+                f"{cell.batch_size}×{cell.seq_len}", label, f"{cell.flops / 1e9:,.2f}",
+                f"{cell.median_ms:.1f}", f"{cell.p90_ms:.1f}", f"{cell.throughput:.{1 if cell.throughput < 100 else 0}f}",
+                _mib(cell.peak_memory_bytes, digits=0), _mib(cell.activation_memory_bytes),
+                f"{cell.speedup:.2f}", f"{cell.ideal_speedup:.2f}", f"{cell.speedup_vs_ideal:.3f}",
                 end_section=model is report.models[-1],
             )
     return table
+
+
+def _describe(label: str, model: ModelResult) -> str:
+    size = f"{_mib(model.size_on_disk_bytes)} MiB on disk" if model.size_on_disk_bytes is not None else "not on disk"
+    return f"{label}: {model.model}, {model.num_layers} layers, {model.parameters:,} parameters, {size}"
 
 
 def _labels(names: list[str]) -> list[str]:
@@ -98,5 +111,5 @@ def _labels(names: list[str]) -> list[str]:
     return short if len(set(short)) == len(short) else [f"#{i} {name}" for i, name in enumerate(short)]
 
 
-def _mib(size: int | None, unit: bool = True) -> str:
-    return "-" if size is None else f"{size / 2**20:,.1f}" + (" MiB" if unit else "")
+def _mib(size: int | None, digits: int = 1) -> str:
+    return "-" if size is None else f"{size / 2**20:.{digits}f}"

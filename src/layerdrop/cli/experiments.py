@@ -30,8 +30,10 @@ def sweep(
     specs = expand_grid(settings)
     db = db or config.with_suffix(".sqlite")
     if dry_run:
-        with closing(open_db(db)) as conn:
-            done = finished_keys(conn)
+        done: set[str] = set()
+        if db.exists():  # a dry run creates nothing
+            with closing(open_db(db)) as conn:
+                done = finished_keys(conn)
         table = Table("run key", "model", "task", "strategy", "K", "seed", "regime", "status")
         for spec in specs:
             key = run_key(spec)
@@ -41,7 +43,8 @@ def sweep(
         typer.echo(f"{len(specs)} runs, {sum(run_key(s) in done for s in specs)} already in {db}")
         return
     outcome = run_sweep(specs, db, workers=workers or settings.workers)
-    typer.echo(f"{outcome.finished} runs finished, {outcome.skipped} already in {db}, {len(outcome.failures)} failed")
+    typer.echo(f"{outcome.total} runs: {outcome.skipped} were already in {db}, {outcome.finished} finished now, "
+               f"{len(outcome.failures)} failed")
     if outcome.failures:
         spec, message = outcome.failures[0]
         raise LayerDropError(f"{len(outcome.failures)} runs failed, first {describe_run(spec)}: {message}; rerun to retry them")

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from layerdrop.cli import app
+from layerdrop.errors import LayerDropError
 
 HEAD_HELP = "model head: base, sequence-classification, token-classification, question-answering, multiple-choice, masked-lm, causal-lm (default: what the checkpoint's config says)"
+# Data options, shared by `drop` (data-driven strategies) and `analyze`.
+TASK_HELP = "GLUE task whose split scores the layers, e.g. rte (greedy: its dev labels and metric)"
+DATA_HELP = "folder with the task's GLUE files, e.g. /data/glue (default: the Hugging Face hub)"
+SPLIT_HELP = "split of --task to use (default: its dev split)"
+TEXT_FILE_HELP = "score the layers on this file instead of a task: one text per line"
+MAX_EXAMPLES_HELP = "use only the first N examples"
+POOLING_HELP = "token(s) compared: first (e.g. [CLS]), last or mean over tokens (default: first for encoders, last for decoders)"
+BATCH_SIZE_HELP = "texts per forward pass"
+MAX_LENGTH_HELP = "truncate texts to this many tokens"
 
 
 @app.command()
@@ -26,11 +36,27 @@ def drop(
     head: Optional[str] = typer.Option(None, help=HEAD_HELP),
     num_labels: Optional[int] = typer.Option(None, help="size of a new classification head"),
     overwrite: bool = typer.Option(False, help="replace a non-empty output directory"),
+    threshold: Optional[float] = typer.Option(None, help="contribution: drop every layer whose input/output cosine is above this, e.g. 0.925"),
+    task: Optional[str] = typer.Option(None, help=TASK_HELP),
+    data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+    split: Optional[str] = typer.Option(None, help=SPLIT_HELP),
+    text_file: Optional[Path] = typer.Option(None, help=TEXT_FILE_HELP),
+    max_examples: Optional[int] = typer.Option(None, help=MAX_EXAMPLES_HELP),
+    pooling: Optional[str] = typer.Option(None, help=POOLING_HELP),
+    statistic: Optional[str] = typer.Option(None, help="parameter: weight statistic, norm or variance (default: norm)"),
+    objective: Optional[str] = typer.Option(None, help="greedy: what a removal may cost, the task's score or the loss (default: score)"),
+    max_drop_percent: Optional[float] = typer.Option(None, help="greedy: stop before the score falls more than this % below the full model's"),
+    batch_size: int = typer.Option(32, help=BATCH_SIZE_HELP),
+    max_length: int = typer.Option(128, help=MAX_LENGTH_HELP),
 ) -> None:
-    """Drop layers from MODEL and save a plain transformers checkpoint to --output."""
+    """Drop layers from MODEL and save a plain transformers checkpoint to --output.
+
+    Data-driven strategies (contribution, block-influence, angular, greedy) score the layers on
+    --task/--data or --text-file first; parameter looks at the weights only.
+    """
     from layerdrop.checkpoint import check_output_dir, load_config, load_model, load_tokenizer, save_model
     from layerdrop.architectures import num_layers
-    from layerdrop.strategies import select_layers
+    from layerdrop.strategies import get_strategy, select_layers
     from layerdrop.strategies.positional import parse_layer_list
     from layerdrop.surgery import drop_layers
 
@@ -38,16 +64,45 @@ def drop(
     name = "explicit" if explicit is not None and strategy == "top" else strategy
     check_output_dir(output, overwrite)  # before any loading
     total = num_layers(load_config(model))
-    indices = select_layers(name, total, num_drop, layers=explicit, seed=seed, protect_first=protect_first, protect_last=protect_last)
-    record = {"name": name, "num_drop": len(indices)}
-    if name == "random":
-        record["seed"] = seed
-    if protect_first or protect_last:
-        record.update(protect_first=protect_first, protect_last=protect_last)
-    loaded = load_model(model, head=head, num_labels=num_labels)
+    tokenizer = load_tokenizer(model)
+    options = dict(threshold=threshold, pooling=pooling, statistic=statistic, objective=objective, max_drop_percent=max_drop_percent)
+    sources = dict(task=task, data=data, split=split, text_file=text_file, max_examples=max_examples)
+    if get_strategy(name).kind == "data":
+        from layerdrop.strategies.data_driven import check_options, load_data
+
+        if explicit is not None:
+            raise LayerDropError(f"--layers goes with strategy 'explicit', not {name!r}")
+        options.update(num_drop=num_drop or None, protect_first=protect_first, protect_last=protect_last)
+        check_options(name, total, **options)  # before loading data or weights
+        examples, task_entry, described = load_data(**sources)
+        loaded = load_model(model, head=head or ("sequence-classification" if name == "greedy" else None), num_labels=num_labels)
+        indices, record = _select_from_data(name, loaded, tokenizer, examples, task=task_entry, batch_size=batch_size, max_length=max_length, **options)
+        if described:
+            record["data"] = described
+    else:
+        if given := [f"--{key.replace('_', '-')}" for key, value in {**options, **sources}.items() if value is not None]:
+            raise LayerDropError(f"{', '.join(given)} go with data-driven strategies (see `layerdrop strategies`), not {name!r}")
+        indices = select_layers(name, total, num_drop, layers=explicit, seed=seed, protect_first=protect_first, protect_last=protect_last)
+        record = {"name": name, "num_drop": len(indices)}
+        if name == "random":
+            record["seed"] = seed
+        if protect_first or protect_last:
+            record.update(protect_first=protect_first, protect_last=protect_last)
+        loaded = load_model(model, head=head, num_labels=num_labels)
     drop_layers(loaded, indices, strategy=record)
-    save_model(loaded, output, tokenizer=load_tokenizer(model), overwrite=overwrite)
+    save_model(loaded, output, tokenizer=tokenizer, overwrite=overwrite)
     typer.echo(f"dropped layers {indices} of {total} ({name}); saved {total - len(indices)}-layer model to {output}")
+
+
+def _select_from_data(name: str, model: Any, tokenizer: Any, examples: Any, **options: Any) -> tuple[list[int], dict[str, Any]]:
+    """Choose the layers and print the greedy trace: how far each removal moved the dev score (Table 2)."""
+    from layerdrop.strategies.data_driven import select_from_data
+
+    indices, record = select_from_data(name, model, tokenizer, examples, **options)
+    for step in record.get("greedy", {}).get("steps", []):
+        score = f"score {step['score']:.4f}, " if step["score"] is not None else ""
+        typer.echo(f"removed layer {step['layer']}: {score}loss {step['loss']:.4f} ({step['num_layers']} layers left)")
+    return indices, record
 
 
 @app.command()

@@ -98,3 +98,7 @@ def check_layer_set(layers: list[int], num_layers: int) -> None:
         raise LayerDropError(f"layer indices {bad} are out of range for a {num_layers}-layer model (valid: 0-{num_layers - 1})")
     if len(layers) >= num_layers:
         raise LayerDropError(f"dropping {len(layers)} of {num_layers} layers would leave none")
+
+
+# Registers the data-driven strategies (contribution, angular, greedy, …): last, as it imports from here.
+from layerdrop.strategies import data_driven  # noqa: E402,F401

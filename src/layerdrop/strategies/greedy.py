@@ -41,6 +41,7 @@ class Evaluation:
 
 @dataclass
 class GreedyResult:
+    num_layers: int  # before any removal
     baseline: Evaluation
     removed: list[int]  # original layer indices, in the order they were removed
     trace: list[Evaluation]  # the model after each removal
@@ -48,9 +49,8 @@ class GreedyResult:
 
     def as_record(self) -> dict[str, Any]:
         """JSON-ready: the baseline, then one entry per step (layer removed, layers left, score, loss)."""
-        total = len(self.removed)
-        steps = [{"layer": layer, **asdict(e)} for layer, e in zip(self.removed, self.trace)]
-        return {"baseline": asdict(self.baseline), "steps": steps, "num_removed": total, "stop_reason": self.stop_reason}
+        steps = [{"layer": layer, "num_layers": self.num_layers - step, **asdict(e)} for step, (layer, e) in enumerate(zip(self.removed, self.trace), 1)]
+        return {"baseline": asdict(self.baseline), "steps": steps, "stop_reason": self.stop_reason}
 
 
 def _shaped_like(hidden: Tensor, rest: tuple | None) -> Any:
@@ -211,7 +211,7 @@ def greedy_search(
 
 def _search(search: _Search, candidates: list[int], max_steps: int, objective: str, max_drop_percent: float | None, reuse: bool, progress: bool) -> GreedyResult:
     baseline, cache = search.first_pass(capture=reuse)
-    result = GreedyResult(baseline, [], [], f"removed {max_steps} layers")
+    result = GreedyResult(len(search.stack), baseline, [], [], f"removed {max_steps} layers")
     for step in range(max_steps):
         best: tuple[tuple[float, ...], int, Evaluation, list[list[Tensor]]] | None = None
         for layer in tqdm(candidates, desc=f"greedy step {step + 1}", unit="candidate", leave=False, disable=not progress):
