@@ -49,7 +49,7 @@ POSITION_OFFSET_TYPES = ("roberta", "xlm-roberta", "camembert")  # position ids 
 EXTRA_FLOP_FORMULAS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *args, out_shape=None, **kwargs: sdpa_flop_count(q, k, v),
 }
-StepCallback = Callable[[str, int, int], None]  # (what, steps done, steps in all)
+StepCallback = Callable[[str, int, int], None]  # (what is starting, steps done, steps in all)
 
 
 @dataclass(frozen=True)
@@ -201,28 +201,23 @@ def run_bench(names: Sequence[str], settings: BenchSettings, on_step: StepCallba
     cells, notes = _cells(names, configs, settings)
     vocab_size = min(config.vocab_size for config in configs)
     special = special_token_ids(names)
-    steps = len(cells) * len(names) + (len(names) if settings.memory else 0)
-    done = 0
-
-    def step(what: str) -> None:
-        nonlocal done
-        done += 1
-        if on_step:
-            on_step(what, done, steps)
-
+    steps = len(cells) + (len(names) if settings.memory else 0)
+    progress = on_step or (lambda what, done, total: None)
     models = [load_for_bench(name, settings) for name in names]
     results = [_model_result(name, model) for name, model in zip(names, models)]
-    for batch_size, seq_len in cells:
+    for done, (batch_size, seq_len) in enumerate(cells):
+        progress(f"timing batch {batch_size}, length {seq_len}", done, steps)
         inputs = make_inputs(batch_size, seq_len, vocab_size, special, settings.seed, settings.device)
-        for result, cell in zip(results, _time_cell(models, inputs, settings, lambda i: step(f"batch {batch_size}, length {seq_len}: {names[i]}"))):
+        for result, cell in zip(results, _time_cell(models, inputs, settings)):
             result.cells.append(cell)
     del models
     gc.collect()
     memory_method = None
     if settings.memory:
-        for result in results:
+        for done, result in enumerate(results, start=len(cells)):
+            progress(f"peak memory of {result.model}", done, steps)
             memory_method = _add_memory(result, settings, cells, vocab_size, special)
-            step(f"peak memory: {result.model}")
+    progress("done", steps, steps)
     _compare(results)
     return BenchReport(
         settings=asdict(settings),
@@ -260,7 +255,7 @@ def _model_result(name: str, model: PreTrainedModel) -> ModelResult:
     )
 
 
-def _time_cell(models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tensor], settings: BenchSettings, step: Callable[[int], None]) -> list[CellResult]:
+def _time_cell(models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tensor], settings: BenchSettings) -> list[CellResult]:
     """FLOPs (the first, uncounted warm-up), more warm-up, then `repeats` rounds of one timed forward
     per model, a different model first each round."""
     sync = torch.cuda.synchronize if settings.device == "cuda" else (lambda: None)
@@ -286,11 +281,10 @@ def _time_cell(models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tensor
     busy_elsewhere = background.share()
     batch_size, seq_len = inputs["input_ids"].shape
     cells = []
-    for i, (model_flops, model_times) in enumerate(zip(flops, times)):
+    for model_flops, model_times in zip(flops, times):
         median = statistics.median(model_times)
         p90 = statistics.quantiles(model_times, n=10, method="inclusive")[-1] if len(model_times) > 1 else median
         cells.append(CellResult(batch_size, seq_len, model_flops, model_times, median, p90, batch_size / (median / 1e3), background_cpu=busy_elsewhere))
-        step(i)
     return cells
 
 

