@@ -1,5 +1,6 @@
 """Loaders: GLUE TSV quirks, hub parquet layout, the hub itself, user files, the toy task, real files."""
 
+import re
 from pathlib import Path
 
 import datasets
@@ -19,6 +20,7 @@ from layerdrop.glue import (
     train_from_dev,
 )
 from layerdrop.glue import data as glue_data
+from layerdrop.glue import toy
 
 
 def write(path: Path, text: str) -> Path:
@@ -43,7 +45,8 @@ def test_cola_has_no_header(tmp_path):
 
 def test_mrpc_header_with_byte_order_mark(tmp_path):
     header = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
-    write(tmp_path / "MRPC" / "train.tsv", header + "1\t11\t12\tA cat sat.\tA cat was sitting.\n0\t13\t14\tX\tY\n")
+    rows = "1\t11\t12\tA cat sat.\tA cat was sitting.\n0\t13\t14\tX\tY\n"
+    write(tmp_path / "MRPC" / "train.tsv", header + rows)
     dataset = load_split(get_task("mrpc"), "train", tmp_path)
     assert dataset.to_dict() == {
         "sentence1": ["A cat sat.", "X"],
@@ -82,7 +85,8 @@ def test_mnli_tsv_columns(tmp_path):
 
 def test_stsb_score_is_the_float_label(tmp_path):
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
-    write(tmp_path / "STS-B" / "train.tsv", header + "0\tg\tf\t2012\t0001\tnone\tnone\tA plane.\tAn air plane.\t3.800\n")
+    row = "0\tg\tf\t2012\t0001\tnone\tnone\tA plane.\tAn air plane.\t3.800\n"
+    write(tmp_path / "STS-B" / "train.tsv", header + row)
     dataset = load_split(get_task("sts-b"), "train", tmp_path)
     assert dataset.features["label"] == Value("float32")
     assert dataset["label"] == [pytest.approx(3.8)]
@@ -115,7 +119,8 @@ def test_too_few_columns_for_the_task(tmp_path):
 
 def test_missing_file_says_what_was_looked_for(tmp_path):
     write(tmp_path / "RTE" / "dev.tsv", RTE_HEADER)
-    with pytest.raises(LayerDropError, match=r"no train data for rte: looked for train\.tsv or train-\*\.parquet in .*RTE"):
+    looked = r"no train data for rte: looked for train\.tsv or train-\*\.parquet in .*RTE"
+    with pytest.raises(LayerDropError, match=looked):
         load_split(get_task("rte"), "train", tmp_path)
     with pytest.raises(LayerDropError, match="does not exist"):
         load_split(get_task("rte"), "train", tmp_path / "nowhere")
@@ -138,7 +143,9 @@ def test_available_splits(tmp_path):
 
 def test_hub_parquet_layout(tmp_path):
     (tmp_path / "MNLI").mkdir()
-    frame = pd.DataFrame({"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "label": [2, 0], "idx": [0, 1]})
+    frame = pd.DataFrame(
+        {"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "label": [2, 0], "idx": [0, 1]}
+    )
     frame.to_parquet(tmp_path / "MNLI" / "validation_matched-00000-of-00001.parquet")
     dataset = load_split(get_task("mnli"), "dev_matched", tmp_path)
     assert dataset.to_dict() == {"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "label": [2, 0]}
@@ -169,7 +176,8 @@ def test_hub_loading(monkeypatch):
 
     def fake_load_dataset(path, name, split):
         calls.append((path, name, split))
-        features = Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"]), "idx": Value("int32")})
+        label = ClassLabel(names=["negative", "positive"])
+        features = Features({"sentence": Value("string"), "label": label, "idx": Value("int32")})
         return Dataset.from_dict({"sentence": ["fine ."], "label": [1], "idx": [0]}, features=features)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
@@ -206,20 +214,39 @@ def test_toy_splits_are_deterministic_distinct_and_balanced():
     assert 0.4 < sum(splits["train"]["label"]) / 300 < 0.6
 
 
-def test_toy_negation_flips_the_label():
-    examples = dict(zip(*toy_splits()["train"][:].values()))
-    negated = [label for sentence, label in examples.items() if sentence.startswith("the movie was not very ")]
-    assert negated  # the templates do produce negated clauses
-    for sentence, label in examples.items():
-        if sentence in ("the film was great .", "the film was not great ."):
-            assert label == (sentence == "the film was great .")
+NEGATORS = re.compile(r"\b(not|isn't|never|nobody|far from|hardly|anything but)\b")
+
+
+def _clause_is_positive(clause: str) -> bool:
+    """What a toy clause says, read back from its words: the adjective's polarity, flipped by negation."""
+    return (clause.split()[-1] in toy.POSITIVE) != bool(NEGATORS.search(clause))
+
+
+def test_toy_labels_follow_negation_and_connectives():
+    splits = toy_splits(n_train=300, n_dev=100)
+    rows = splits["train"].to_list() + splits["validation"].to_list()
+    seen_words = {word for row in splits["train"].to_list() for word in row["sentence"].split()}
+    assert not seen_words & set(toy.POSITIVE[-toy.HELD_OUT:] + toy.NEGATIVE[-toy.HELD_OUT:])
+    assert all(not NEGATORS.search(plain) and NEGATORS.search(negated) for plain, negated in toy.CLAUSES)
+    for row in rows:
+        sentence = row["sentence"].removesuffix(" .")
+        for template, deciding in toy.CONNECTIVES:
+            match = re.fullmatch(template.format(a="(.+)", b="(.+)"), sentence)
+            if match:
+                clauses = [_clause_is_positive(c) for c in match.groups()]
+                assert clauses[deciding] == bool(row["label"]) != clauses[1 - deciding]
+                break
+        else:
+            assert _clause_is_positive(sentence) == bool(row["label"])
 
 
 # --- train_from_dev ----------------------------------------------------------------------------
 
 
 def test_train_from_dev_is_deterministic():
-    dev = Dataset.from_dict({"sentence": [str(i) for i in range(100)], "label": [i % 2 for i in range(100)]})
+    dev = Dataset.from_dict(
+        {"sentence": [str(i) for i in range(100)], "label": [i % 2 for i in range(100)]}
+    )
     train, held_out = train_from_dev(dev, 0.8, seed=1)
     again, _ = train_from_dev(dev, 0.8, seed=1)
     other, _ = train_from_dev(dev, 0.8, seed=2)
@@ -241,7 +268,8 @@ def test_train_from_dev_rejects_bad_fractions(fraction):
 def test_load_files_csv_and_jsonl(tmp_path):
     task = custom_task("reviews", ("text",), label_names=("neg", "pos"))
     csv_path = write(tmp_path / "train.csv", 'text,stars,label\n"NA, but fine",3,pos\nbad,1,0\n')
-    jsonl_path = write(tmp_path / "dev.jsonl", '{"text": "ok", "label": 1}\n{"text": "meh", "label": "neg"}\n')
+    jsonl = '{"text": "ok", "label": 1}\n{"text": "meh", "label": "neg"}\n'
+    jsonl_path = write(tmp_path / "dev.jsonl", jsonl)
     loaded = load_files(task, {"train": csv_path, "validation": jsonl_path})
     assert loaded["train"].to_dict() == {"text": ["NA, but fine", "bad"], "label": [1, 0]}
     assert loaded["validation"].to_dict() == {"text": ["ok", "meh"], "label": [1, 0]}

@@ -22,6 +22,7 @@ import ctypes
 import gc
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -185,8 +186,12 @@ def count_flops(model: PreTrainedModel, inputs: dict[str, torch.Tensor]) -> int:
 
 
 def load_for_bench(name: str, settings: BenchSettings) -> PreTrainedModel:
-    """The model in eval mode on the device and dtype asked for, without a KV cache to fill."""
-    model = load_model(name, head=settings.head, dtype=DTYPES[settings.dtype]).to(settings.device).eval()
+    """The model in eval mode on the device and dtype asked for, without a KV cache to fill.
+
+    No parameter requires grad: FlopCounterMode's module tracker would otherwise try to hook
+    autograd for weights passed as inputs (DeBERTa's relative embeddings), which fails in inference mode.
+    """
+    model = load_model(name, head=settings.head, dtype=DTYPES[settings.dtype]).to(settings.device).eval().requires_grad_(False)
     model.config.use_cache = False
     return model
 
@@ -323,10 +328,9 @@ def _compare(results: Sequence[ModelResult]) -> None:
 
 
 def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
-    return f"CPU ({os.cpu_count()} logical CPUs)"
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] if cpuinfo.is_file() else []
+    return f"{names[0] if names else platform.processor() or 'CPU'} ({os.cpu_count()} logical CPUs)"
 
 
 # --- peak memory, each model in a fresh process ----------------------------------------------------

@@ -44,6 +44,7 @@ class Experiment:
     model_is_finetuned: bool = False  # "finetuned" regime: MODEL is already fine-tuned on the task
     training: TrainConfig = field(default_factory=TrainConfig)
     output: str | None = None  # save the final model here
+    overwrite: bool = False  # replace a non-empty output folder
 
     def __post_init__(self) -> None:
         if self.regime not in REGIMES:
@@ -87,7 +88,7 @@ def run_experiment(spec: Experiment | dict[str, Any]) -> dict[str, Any]:
     if exp.output is not None:
         from layerdrop.checkpoint import check_output_dir
 
-        check_output_dir(exp.output)
+        check_output_dir(exp.output, exp.overwrite)
     started = time.perf_counter()
     set_seed(exp.training.seed)  # the new classification head is drawn from this seed
     model = load_model(exp.model, head="sequence-classification", num_labels=task.num_labels)
@@ -119,7 +120,7 @@ def run_experiment(spec: Experiment | dict[str, Any]) -> dict[str, Any]:
             runs.append(finetune(model, tokenizer, task, train, exp.training))
     final = evaluate(model, tokenizer, task, eval_sets, exp.training)
     if exp.output is not None:
-        save_model(model, exp.output, tokenizer=tokenizer)
+        save_model(model, exp.output, tokenizer=tokenizer, overwrite=exp.overwrite)
 
     dropping = getattr(model.config, "layer_dropping", None) or {}
     last = runs[-1] if runs else None

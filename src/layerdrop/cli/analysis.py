@@ -37,18 +37,19 @@ def analyze(
     head: Optional[str] = typer.Option(None, help=HEAD_HELP),
 ) -> None:
     """Score every layer of MODEL on --task/--data or --text-file: cosines, block influence, angular distance, weights."""
-    from layerdrop.analysis import analyze_layers, write_report
-    from layerdrop.checkpoint import load_model, load_tokenizer
     from layerdrop.strategies.data_driven import load_data, make_batches
-    from layerdrop.strategies.similarity import check_pooling
 
-    if pooling is not None:
-        check_pooling(pooling)
     if output.exists() and not output.is_dir():
         raise LayerDropError(f"output {str(output)!r} exists and is not a directory")
     examples, task_entry, described = load_data(task=task, data=data, split=split, text_file=text_file, max_examples=max_examples)
     if examples is None:
         raise LayerDropError("analyze needs data: --task (with --data) or --text-file")
+    from layerdrop.analysis import analyze_layers, write_report
+    from layerdrop.checkpoint import load_model, load_tokenizer
+    from layerdrop.strategies.similarity import check_pooling
+
+    if pooling is not None:
+        check_pooling(pooling)
     loaded = load_model(model, head=head)
     batches = make_batches(examples, load_tokenizer(model), task=task_entry, batch_size=batch_size, max_length=max_length)
     analysis = analyze_layers(loaded, batches, pooling=pooling)

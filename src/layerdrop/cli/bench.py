@@ -49,6 +49,8 @@ def bench(
         task = progress.add_task("loading models", total=None)
         report = run_bench(models, settings, lambda what, done, total: progress.update(task, description=what, completed=done, total=total))
     Console().print(_table(report))
+    for path in filter(None, (json_path, csv_path)):
+        path.parent.mkdir(parents=True, exist_ok=True)
     if json_path:
         json_path.write_text(json.dumps(report.to_dict(), indent=2))
     if csv_path:

@@ -25,6 +25,7 @@ WarmupRatio = Annotated[float, typer.Option(help="fraction of steps for linear w
 WeightDecay = Annotated[float, typer.Option(help="AdamW weight decay")]
 MixedPrecision = Annotated[str, typer.Option(help="auto (bf16/fp16 on GPU, none on CPU), no, fp16, bf16")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="save the final model here")]
+Overwrite = Annotated[bool, typer.Option(help="replace a non-empty --output folder")]
 ResultFile = Annotated[Optional[Path], typer.Option("--result", help="write the JSON result here (default: print it)")]
 
 
@@ -72,6 +73,7 @@ def run(
     weight_decay: WeightDecay = 0.0,
     mixed_precision: MixedPrecision = "auto",
     output: Output = None,
+    overwrite: Overwrite = False,
     result: ResultFile = None,
 ) -> None:
     """Drop layers from MODEL, fine-tune on a task, evaluate on its dev set; print or write one JSON result."""
@@ -86,7 +88,7 @@ def run(
         protect_last=protect_last, iterative_every=iterative_every, model_is_finetuned=model_is_finetuned,
         strategy_options={"threshold": threshold} if threshold is not None else {},
         training=_training(epochs, learning_rate, batch_size, max_length, seed, warmup_ratio, weight_decay, mixed_precision),
-        output=str(output) if output else None,
+        output=str(output) if output else None, overwrite=overwrite,
     )
     _emit(run_experiment(experiment), result)
 
@@ -108,6 +110,7 @@ def finetune(
     warmup_ratio: WarmupRatio = 0.0,
     weight_decay: WeightDecay = 0.0,
     mixed_precision: MixedPrecision = "auto",
+    overwrite: Overwrite = False,
     result: ResultFile = None,
 ) -> None:
     """Fine-tune MODEL (as it is, dropped or not) on a task, evaluate it, and save it to --output."""
@@ -115,7 +118,7 @@ def finetune(
 
     experiment = Experiment(
         model=model, task=task, data=data, train_from_dev=train_from_dev, max_train_samples=max_train_samples,
-        max_eval_samples=max_eval_samples, output=str(output),
+        max_eval_samples=max_eval_samples, output=str(output), overwrite=overwrite,
         training=_training(epochs, learning_rate, batch_size, max_length, seed, warmup_ratio, weight_decay, mixed_precision),
     )
     _emit(run_experiment(experiment), result)

@@ -1,4 +1,4 @@
-"""GLUE tasks, their data and their metrics: every source yields the `nyu-mll/glue` columns and labels."""
+"""GLUE tasks, their data and their metrics; every data source yields `nyu-mll/glue` columns and labels."""
 
 from layerdrop.glue.data import (
     available_splits,

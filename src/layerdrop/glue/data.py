@@ -1,9 +1,9 @@
 """Load one split of a task as a `datasets.Dataset` with the task's text columns and "label".
 
-Sources, in the order `load_split` tries them: the Hugging Face hub (`data=None`), or a local
-folder holding either the classic GLUE TSVs (download_glue_data.py) or the hub's parquet files.
-The user's own CSV/JSON files go through `load_files`. Every source yields the same columns and
-label ids as `nyu-mll/glue`, so nothing downstream knows where the data came from.
+`load_split` reads a built-in task from the Hugging Face hub (`data=None`), from a local folder
+holding the classic GLUE TSVs (download_glue_data.py) or the hub's parquet files, or, for the toy
+task, from its generator. The user's own CSV/JSON files go through `load_files`. Every source
+yields the same columns and label ids as `nyu-mll/glue`, so nothing downstream knows the source.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def available_splits(task: Task, data: str | Path | None = None) -> tuple[str, .
     """The task's splits that `load_split` can load from `data` (all of them from the hub)."""
     if data is None:
         return task.splits if task == TOY_TASK or task.hub_path else ()
+    if task.glue_dir is None:
+        return ()
     return tuple(s for s in task.splits if _find_files(task, s, Path(data)) is not None)
 
 
@@ -88,12 +90,16 @@ def _candidate_dirs(task: Task, data: Path) -> list[Path]:
     return [data / name for name in names] + [data]
 
 
+def _tsv_name(split: str) -> str:
+    """GLUE's file name for a split: train.tsv, dev.tsv, dev_matched.tsv, dev_mismatched.tsv."""
+    return split.replace("validation", "dev") + ".tsv"
+
+
 def _find_files(task: Task, split: str, data: Path) -> Path | list[Path] | None:
     """The split's TSV file, else its parquet shards, in the first folder that has either."""
-    tsv_name = split.replace("validation", "dev") + ".tsv"
     for folder in _candidate_dirs(task, data):
-        if (folder / tsv_name).is_file():
-            return folder / tsv_name
+        if (folder / _tsv_name(split)).is_file():
+            return folder / _tsv_name(split)
         shards = sorted(folder.glob(f"{split}-*.parquet"))
         if shards:
             return shards
@@ -107,10 +113,10 @@ def _load_local(task: Task, split: str, data: Path) -> Dataset:
         raise LayerDropError(f"task {task.name} has no GLUE files; load its files with load_files")
     found = _find_files(task, split, data)
     if found is None:
-        tsv_name = split.replace("validation", "dev") + ".tsv"
         folders = ", ".join(str(d) for d in _candidate_dirs(task, data))
         raise LayerDropError(
-            f"no {split} data for {task.name}: looked for {tsv_name} or {split}-*.parquet in {folders}"
+            f"no {split} data for {task.name}: "
+            f"looked for {_tsv_name(split)} or {split}-*.parquet in {folders}"
         )
     if isinstance(found, Path):
         return _read_glue_tsv(task, found)
@@ -155,8 +161,7 @@ def _read_parquet(task: Task, shards: list[Path]) -> Dataset:
     for shard in shards:
         table = pd.read_parquet(shard)
         _require_columns(table, columns, shard)
-        labels = table["label"].astype(str)
-        table["label"] = _encode_labels(task, labels, lambda i, s=shard: f"{s}, row {i + 1}")
+        table["label"] = _encode_labels(task, table["label"], lambda i, s=shard: f"{s}, row {i + 1}")
         tables.append(table[columns])
     return Dataset.from_pandas(pd.concat(tables), features=features(task), preserve_index=False)
 
@@ -182,8 +187,9 @@ def _load_table(task: Task, path: Path, label_column: str) -> Dataset:
     missing_text = table[list(task.text_columns)].isna().any(axis=1).to_numpy()
     if missing_text.any():
         raise LayerDropError(f"{path}, row {int(missing_text.argmax()) + 1}: missing text")
-    table = table[list(task.text_columns)].assign(label=table[label_column].astype(str))
-    table["label"] = _encode_labels(task, table["label"], lambda i: f"{path}, row {i + 1}")
+    table = table[list(task.text_columns)].assign(
+        label=_encode_labels(task, table[label_column], lambda i: f"{path}, row {i + 1}")
+    )
     return Dataset.from_pandas(table, features=features(task), preserve_index=False)
 
 
@@ -196,20 +202,21 @@ def _require_columns(table: pd.DataFrame, columns: list[str], path: Path) -> Non
 
 
 def _encode_labels(task: Task, labels: pd.Series, where: Callable[[int], str]) -> pd.Series:
-    """Label strings → floats (regression) or ids; a label name or an id in range both count.
+    """Labels → floats (regression) or ids; a label name or an id in range (as text or not) both count.
 
     `where(i)` names the place of row i for the error message.
     """
+    text = labels.astype(str)
     if task.is_regression:
-        encoded = pd.to_numeric(labels, errors="coerce")
+        encoded = pd.to_numeric(text, errors="coerce")
         expected = "a number"
     else:
         ids = {name: i for i, name in enumerate(task.label_names)}
         ids.update({str(i): i for i in range(task.num_labels)})
-        encoded = labels.map(ids)
+        encoded = text.map(ids)
         expected = "one of " + ", ".join(ids)
     bad = encoded.isna().to_numpy()
     if bad.any():
         i = int(bad.argmax())
-        raise LayerDropError(f"{where(i)}: unknown label {labels.iloc[i]!r}, expected {expected}")
+        raise LayerDropError(f"{where(i)}: unknown label {text.iloc[i]!r}, expected {expected}")
     return encoded

@@ -3,8 +3,9 @@
 Sentences come from templates and word lists. Negation ("not", "never", "far from", …) flips
 a clause's polarity, and in two-clause sentences the connective says which clause decides the
 label ("X, but Y": Y; "X, even though Y": X) while the other clause says the opposite, so a
-bag of words is not enough. The dev split also uses adjectives that never occur in training, so its score rests
-partly on what the pre-trained layers know about words, which is what dropping layers erodes.
+bag of words is not enough. The dev split also uses adjectives that never occur in training,
+so its score rests partly on what the pre-trained layers know about words, which dropping
+layers erodes.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _example(rng: random.Random, n_adjectives: int) -> tuple[str, int]:
     if rng.random() < 0.4:
         return _clause(rng, bool(label), n_adjectives) + " .", label
     template, deciding = rng.choice(CONNECTIVES)
-    clauses = [_clause(rng, label == (i == deciding), n_adjectives) for i in range(2)]
+    clauses = [_clause(rng, bool(label) == (i == deciding), n_adjectives) for i in range(2)]
     return template.format(a=clauses[0], b=clauses[1]) + " .", label
 
 

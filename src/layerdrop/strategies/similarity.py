@@ -3,8 +3,8 @@
 Hooks see exactly what enters and leaves every layer. `output_hidden_states` would not do: for
 decoders its last entry comes after the final norm, which would make the top layer look like
 it changes its input a lot. The forward pass stops right after the last layer (no final norm,
-pooler or head), and each state is reduced to a few pooled vectors as soon as it appears, so
-memory stays at one layer's activations.
+pooler or head), and each state is reduced to pooled vectors and per-token norms as soon as it
+appears, so memory stays at two layers' activations whatever the depth.
 
 States are numbered 0..L: state 0 is the input of layer 0 (the embeddings), state i+1 the
 output of layer i. A representation is pooled per text in one of three ways (`POOLINGS`):
@@ -33,8 +33,9 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
 def default_pooling(config: PretrainedConfig) -> str:
-    """"last" for decoders (architectures with a final norm: GPT-2, Llama, …), else "first" ([CLS])."""
-    return "last" if architecture_for(config).final_norm else "first"
+    """The token a model sums a text up in: the last for decoders (those with a final norm: GPT-2,
+    Llama, …; Gromov et al. use it) and XLNet (its <cls> comes last), else the first ([CLS])."""
+    return "last" if architecture_for(config).final_norm or getattr(config, "summary_type", None) == "last" else "first"
 
 
 def check_pooling(pooling: str) -> str:
@@ -93,63 +94,64 @@ class SimilarityScores:
 
 
 class _Accumulator:
-    """Receives the L+1 states of each batch in order and keeps running sums."""
+    """Receives the L+1 states of each batch in order and keeps running sums.
+
+    Each state costs three kernels (pooling, token norms, dot with the state before); the rest
+    waits for the batch's end and runs once over all layers, so scoring adds little to the pass.
+    """
 
     def __init__(self, num_layers: int, time_major: bool) -> None:
         self.num_layers = num_layers
         self.time_major = time_major
         size = num_layers + 1
-        self.cosine = {p: torch.zeros(size, size, dtype=torch.float64) for p in POOLINGS}
-        self.angular = {p: torch.zeros(size, size, dtype=torch.float64) for p in POOLINGS}
+        self.cosine = torch.zeros(len(POOLINGS), size, size, dtype=torch.float64)
+        self.angular = torch.zeros(len(POOLINGS), size, size, dtype=torch.float64)
         self.token_cosine = torch.zeros(num_layers, dtype=torch.float64)
         self.num_texts = 0
         self.num_tokens = 0
-        self.mask: Tensor | None = None
 
     def start_batch(self, mask: Tensor) -> None:
+        """`weights` (batch, POOLINGS, tokens) turn a state into its pooled vectors with one matmul."""
         self.mask = mask.float()
-        lengths = self.mask.sum(1).clamp(min=1)
-        self.mean_weights = self.mask / lengths[:, None]
-        self.first = self.mask.argmax(1)
-        self.last = mask.shape[1] - 1 - self.mask.flip(1).argmax(1)
-        self.pooled: dict[str, list[Tensor]] = {p: [] for p in POOLINGS}
-        self.previous: tuple[Tensor, Tensor] | None = None  # last state, unit-normalised per token
+        rows = torch.arange(mask.shape[0])
+        self.weights = torch.zeros(mask.shape[0], len(POOLINGS), mask.shape[1])
+        self.weights[rows, 0, self.mask.argmax(1)] = 1  # first non-padding token
+        self.weights[rows, 1, mask.shape[1] - 1 - self.mask.flip(1).argmax(1)] = 1  # last one
+        self.weights[:, 2] = self.mask / self.mask.sum(1, keepdim=True).clamp(min=1)  # mean
+        self.pooled: list[Tensor] = []
+        self.norms: list[Tensor] = []
+        self.dots: list[Tensor] = []
+        self.previous: Tensor | None = None
 
     def add_state(self, state: Tensor) -> None:
-        """Pool one state and, from the second one on, add the token-wise cosine with the one before."""
-        state = state.transpose(0, 1) if self.time_major else state
-        state = state.float()
-        rows = torch.arange(state.shape[0])
-        self.pooled["first"].append(state[rows, self.first])
-        self.pooled["last"].append(state[rows, self.last])
-        self.pooled["mean"].append(torch.einsum("bt,btd->bd", self.mean_weights, state))
-        unit = F.normalize(state, dim=-1)
+        state = (state.transpose(0, 1) if self.time_major else state).float()
+        self.pooled.append(torch.bmm(self.weights, state))
+        self.norms.append(torch.linalg.vector_norm(state, dim=-1))
         if self.previous is not None:
-            layer = len(self.pooled["first"]) - 2
-            self.token_cosine[layer] += float((torch.einsum("btd,btd->bt", self.previous, unit) * self.mask).sum())
-        self.previous = unit
+            self.dots.append(torch.einsum("btd,btd->bt", self.previous, state))
+        self.previous = state
 
     def end_batch(self) -> None:
-        states = len(self.pooled["first"])
-        if states != self.num_layers + 1:
-            raise RuntimeError(f"captured {states} states for {self.num_layers} layers; the layer hooks did not fire as expected")
-        for pooling, vectors in self.pooled.items():
-            unit = F.normalize(torch.stack(vectors, dim=1), dim=-1)  # (batch, L+1, hidden)
-            cosine = (unit @ unit.transpose(1, 2)).clamp(-1, 1).double()
-            self.cosine[pooling] += cosine.sum(0)
-            self.angular[pooling] += (torch.arccos(cosine) / math.pi).sum(0)
+        if len(self.pooled) != self.num_layers + 1:
+            raise RuntimeError(f"captured {len(self.pooled)} states for {self.num_layers} layers; the layer hooks did not fire as expected")
+        unit = F.normalize(torch.stack(self.pooled, dim=2), dim=-1)  # (batch, POOLINGS, L+1, hidden)
+        cosine = (unit @ unit.transpose(-1, -2)).clamp(-1, 1).double()
+        self.cosine += cosine.sum(0)
+        self.angular += torch.arccos(cosine).sum(0) / math.pi
+        norms = torch.stack(self.norms)  # (L+1, batch, tokens)
+        token = torch.stack(self.dots) / (norms[:-1] * norms[1:]).clamp(min=1e-12)
+        self.token_cosine += (token.clamp(-1, 1) * self.mask).sum((1, 2)).double()
         self.num_texts += int(self.mask.shape[0])
         self.num_tokens += int(self.mask.sum())
-        self.pooled = {p: [] for p in POOLINGS}
         self.previous = None
 
     def result(self) -> SimilarityScores:
         if not self.num_texts:
             raise LayerDropError("no data to score the layers on")
         return SimilarityScores(
-            cosine={p: m / self.num_texts for p, m in self.cosine.items()},
-            angular={p: m / self.num_texts for p, m in self.angular.items()},
-            token_cosine=(self.token_cosine / self.num_tokens).clamp(-1, 1),
+            cosine={p: self.cosine[i] / self.num_texts for i, p in enumerate(POOLINGS)},
+            angular={p: self.angular[i] / self.num_texts for i, p in enumerate(POOLINGS)},
+            token_cosine=self.token_cosine / self.num_tokens,
             num_texts=self.num_texts,
             num_tokens=self.num_tokens,
         )
