@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from cli import assert_one_line_error, layerdrop
-from tiny_models import DECODER, tiny_model
+from tiny_models import DECODER, TINY, tiny_inputs, tiny_model
 from transformers import AutoConfig, BertForSequenceClassification, BertTokenizer, LlamaForSequenceClassification
 
 from layerdrop.architectures import final_norm, layer_modules
@@ -147,6 +147,22 @@ def test_hooks_see_the_decoders_last_layer_before_the_final_norm() -> None:
     assert abs(scores[-1] - reference[-1]) > 1e-3  # output_hidden_states' last entry is after the norm
 
 
+@pytest.mark.parametrize("model_type", sorted(TINY))
+def test_every_architecture_is_scored_and_greedy_reuse_agrees(model_type: str) -> None:
+    model = tiny_model(model_type)
+    data = [dict(tiny_inputs(batch=4, length=9, seed=seed), labels=torch.tensor([0, 1, 1, 0])) for seed in range(2)]
+    scores = layer_similarity(model, data, progress=False)
+    assert len(scores.contribution("first")) == 4 and all(-1 <= c <= 1 for c in scores.contribution("mean"))
+    if type(model).__name__.endswith("ForSequenceClassification") and model_type != "albert":
+        runs = [greedy_search(model, data, range(4), max_steps=2, objective="loss", reuse=reuse, progress=False) for reuse in (True, False)]
+        assert runs[0].removed == runs[1].removed and runs[0].trace == runs[1].trace
+
+
+def test_greedy_refuses_albert_whose_layers_are_one() -> None:
+    with pytest.raises(LayerDropError, match="ALBERT"):
+        greedy_search(tiny_model("albert"), batches(labels=torch.zeros(24, dtype=torch.long)), range(4), max_steps=1, objective="loss")
+
+
 # --- an identity layer is the first choice -----------------------------------------------------
 
 
@@ -179,11 +195,10 @@ def test_a_near_identity_encoder_layer_is_chosen_first() -> None:
 
 
 @pytest.mark.parametrize("model_type", ["bert", "mistral"])
-@pytest.mark.parametrize("objective", ["score", "loss"])
-def test_greedy_with_reuse_matches_the_naive_search(model_type: str, objective: str) -> None:
+def test_greedy_by_score_with_reuse_matches_the_naive_search(model_type: str) -> None:
     model = tiny_model(model_type)
     data = batches(labels=torch.randint(0, 2, (24,), generator=torch.Generator().manual_seed(3)))
-    runs = [greedy_search(model, data, range(4), max_steps=3, objective=objective, task=get_task("rte"), reuse=reuse, progress=False) for reuse in (True, False)]
+    runs = [greedy_search(model, data, range(4), max_steps=3, task=get_task("rte"), reuse=reuse, progress=False) for reuse in (True, False)]
     assert runs[0].removed == runs[1].removed
     assert runs[0].trace == runs[1].trace and runs[0].baseline == runs[1].baseline
 

@@ -1,4 +1,4 @@
-"""Greedy layer removal (SLEB-style): each step removes the layer whose loss hurts the dev set least.
+"""Greedy layer removal (SLEB-style): each step removes the layer whose removal costs least on dev data.
 
 A removed layer is replaced by a stand-in that passes its input on, so the model's own forward
 still builds the embeddings, masks and rotary tables, and the config is never touched.
@@ -8,7 +8,9 @@ layer are cached per batch; to try "remove j", layers below j become pass-throug
 replays the cached input of j, so only the layers above j (and the head) run. The run that wins
 a step has just computed the inputs of every layer above it, which become the next step's cache:
 after the first full pass no forward is spent on caching. `reuse=False` re-runs the whole model
-per candidate; both give bit-identical scores and choices.
+per candidate; both give bit-identical scores and choices. The price is memory: the cache holds
+every layer's input for the whole dev set (what `output_hidden_states` would return for it), and
+up to twice that during a step.
 """
 
 from __future__ import annotations
@@ -215,13 +217,7 @@ def _search(search: _Search, candidates: list[int], max_steps: int, objective: s
     for step in range(max_steps):
         best: tuple[tuple[float, ...], int, Evaluation, list[list[Tensor]]] | None = None
         for layer in tqdm(candidates, desc=f"greedy step {step + 1}", unit="candidate", leave=False, disable=not progress):
-            if reuse:
-                replay = _Replay(cache[layer], search.rest[layer])
-                stand_ins = {p: search.skips[p] for p in range(layer)}
-                stand_ins.update({p: search.skips[p] for p in result.removed if p > layer})
-                evaluation, above = search.run({**stand_ins, layer: replay}, capture_from=layer + 1, replay=replay)
-            else:
-                evaluation, above = search.run({p: search.skips[p] for p in [*result.removed, layer]}, capture_from=len(search.stack))
+            evaluation, above = _without(search, layer, result.removed, cache if reuse else None, capture=step < max_steps - 1)
             key = _rank(evaluation, objective)
             if best is None or key >= best[0]:
                 best = (key, layer, evaluation, above)
@@ -233,8 +229,19 @@ def _search(search: _Search, candidates: list[int], max_steps: int, objective: s
         result.trace.append(evaluation)
         candidates.remove(layer)
         if reuse:
-            cache = cache[: layer + 1] + above
+            cache = cache[: layer + 1] + above  # inputs below and at `layer` are unchanged
     return result
+
+
+def _without(search: _Search, layer: int, removed: list[int], cache: list[list[Tensor]] | None, capture: bool) -> tuple[Evaluation, list[list[Tensor]]]:
+    """Evaluate without `removed` and `layer`. With a cache only the layers above `layer` run, and
+    (with `capture`) their inputs come back for the next step's cache."""
+    if cache is None:
+        return search.run({p: search.skips[p] for p in [*removed, layer]}, capture_from=len(search.stack))
+    replay = _Replay(cache[layer], search.rest[layer])
+    stand_ins: dict[int, nn.Module] = {p: search.skips[p] for p in [*range(layer), *removed]}
+    stand_ins[layer] = replay
+    return search.run(stand_ins, capture_from=layer + 1 if capture else len(search.stack), replay=replay)
 
 
 def _value(evaluation: Evaluation, objective: str) -> float:
