@@ -72,9 +72,10 @@ class _Skip(nn.Module):
 
 
 class _Replay(nn.Module):
-    """Stands in for the candidate layer j: outputs the cached input of j for the current batch."""
+    """Stands in for a module whose output is known: the candidate layer j (whose output, as j is
+    skipped, is the cached input of j) or an embedding module. Returns the current batch's entry."""
 
-    def __init__(self, cached: list[Tensor], rest: tuple | None) -> None:
+    def __init__(self, cached: list[Any], rest: tuple | None = None) -> None:
         super().__init__()
         self.cached = cached
         self.rest = rest
@@ -84,20 +85,23 @@ class _Replay(nn.Module):
         return _shaped_like(self.cached[self.batch], self.rest)
 
 
+Slot = tuple[nn.Module, str]  # (parent module, attribute name): where a stand-in goes
+
+
 @contextmanager
-def _replaced(stack: nn.ModuleList, replacements: Mapping[int, nn.Module]) -> Iterator[None]:
-    originals = {p: stack[p] for p in replacements}
-    for p, module in replacements.items():
-        stack[p] = module
+def _replaced(replacements: Mapping[Slot, nn.Module]) -> Iterator[None]:
+    originals = {slot: getattr(*slot) for slot in replacements}
+    for (parent, name), module in replacements.items():
+        setattr(parent, name, module)
     try:
         yield
     finally:
-        for p, module in originals.items():
-            stack[p] = module
+        for (parent, name), module in originals.items():
+            setattr(parent, name, module)
 
 
 class _Search:
-    """Runs the model on fixed labelled batches with some layers stood in for."""
+    """Runs the model on fixed labelled batches with some modules stood in for."""
 
     def __init__(self, model: PreTrainedModel, batches: Sequence[Mapping[str, Tensor]], task: Any | None) -> None:
         arch = architecture_for(model.config)
@@ -107,19 +111,27 @@ class _Search:
             raise LayerDropError("greedy search needs labelled data: give a task with --task and --data")
         self.model, self.task = model, task
         self.stack: nn.ModuleList = get_submodule(model, arch.layers)
+        self.embeddings: list[Slot] = [(get_submodule(model, p.rpartition(".")[0]) if "." in p else model.base_model, p.rpartition(".")[2]) for p in arch.embeddings]
+        self.embedded: list[list[Any]] = [[] for _ in self.embeddings]  # each embedding module's output per batch
         self.inputs = [model_inputs(batch) for batch in batches]
         self.labels = torch.cat([torch.as_tensor(batch["labels"]) for batch in batches])
         self.rest: list[tuple | None] = [None] * len(self.stack)
         self.skips: list[_Skip] = []
 
+    def slot(self, position: int) -> Slot:
+        return (self.stack, str(position))
+
     def first_pass(self, capture: bool) -> tuple[Evaluation, list[list[Tensor]]]:
-        """The full model's evaluation, each layer's output form and (with `capture`) each layer's inputs."""
+        """The full model's evaluation and each layer's output form; with `capture`, each layer's
+        inputs and each embedding module's outputs (which no removal changes)."""
 
         def form(module: nn.Module, args: tuple, output: Any) -> None:
             self.rest[positions[id(module)]] = tuple(output[1:]) if isinstance(output, tuple) else None
 
         positions = {id(m): p for p, m in enumerate(self.stack)}
         handles = [m.register_forward_hook(form) for m in self.stack]
+        if capture:
+            handles += [getattr(*slot).register_forward_hook(lambda m, a, out, kept=kept: kept.append(out)) for slot, kept in zip(self.embeddings, self.embedded)]
         try:
             evaluation, cache = self.run({}, capture_from=0 if capture else len(self.stack))
         finally:
@@ -128,19 +140,20 @@ class _Search:
         self.skips = [_Skip(rest) for rest in self.rest]
         return evaluation, cache
 
-    def run(self, replacements: Mapping[int, nn.Module], capture_from: int, replay: _Replay | None = None) -> tuple[Evaluation, list[list[Tensor]]]:
+    def run(self, replacements: Mapping[Slot, nn.Module], capture_from: int) -> tuple[Evaluation, list[list[Tensor]]]:
         """Evaluate with `replacements`; also return, per layer from `capture_from` up, its input in every batch."""
         captured: list[list[Tensor]] = [[] for _ in range(capture_from, len(self.stack))]
+        replays = [module for module in replacements.values() if isinstance(module, _Replay)]
 
         def keep(slot: list[Tensor]) -> Any:
             return lambda module, args, kwargs: slot.append(args[0] if args else kwargs["hidden_states"])
 
-        with _replaced(self.stack, replacements):
+        with _replaced(replacements):
             handles = [self.stack[capture_from + i].register_forward_pre_hook(keep(slot), with_kwargs=True) for i, slot in enumerate(captured)]
             try:
                 logits = []
                 for index, inputs in enumerate(self.inputs):
-                    if replay is not None:
+                    for replay in replays:
                         replay.batch = index
                     logits.append(self.model(**inputs, **forward_kwargs(self.model)).logits.float())
             finally:
@@ -234,14 +247,14 @@ def _search(search: _Search, candidates: list[int], max_steps: int, objective: s
 
 
 def _without(search: _Search, layer: int, removed: list[int], cache: list[list[Tensor]] | None, capture: bool) -> tuple[Evaluation, list[list[Tensor]]]:
-    """Evaluate without `removed` and `layer`. With a cache only the layers above `layer` run, and
-    (with `capture`) their inputs come back for the next step's cache."""
+    """Evaluate without `removed` and `layer`. With a cache, only the layers above `layer` run (the
+    embeddings are replayed too), and with `capture` their inputs come back for the next step."""
     if cache is None:
-        return search.run({p: search.skips[p] for p in [*removed, layer]}, capture_from=len(search.stack))
-    replay = _Replay(cache[layer], search.rest[layer])
-    stand_ins: dict[int, nn.Module] = {p: search.skips[p] for p in [*range(layer), *removed]}
-    stand_ins[layer] = replay
-    return search.run(stand_ins, capture_from=layer + 1 if capture else len(search.stack), replay=replay)
+        return search.run({search.slot(p): search.skips[p] for p in [*removed, layer]}, capture_from=len(search.stack))
+    stand_ins: dict[Slot, nn.Module] = {search.slot(p): search.skips[p] for p in [*range(layer), *removed]}
+    stand_ins[search.slot(layer)] = _Replay(cache[layer], search.rest[layer])
+    stand_ins.update({slot: _Replay(outputs) for slot, outputs in zip(search.embeddings, search.embedded)})
+    return search.run(stand_ins, capture_from=layer + 1 if capture else len(search.stack))
 
 
 def _value(evaluation: Evaluation, objective: str) -> float:
