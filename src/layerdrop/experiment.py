@@ -73,6 +73,7 @@ class Experiment:
 
 def run_experiment(spec: Experiment | dict[str, Any]) -> dict[str, Any]:
     """Run one experiment and return its JSON-able result (what `layerdrop run` writes)."""
+    from accelerate import PartialState
     from accelerate.utils import set_seed
 
     from layerdrop.architectures import num_layers, parameter_count
@@ -119,7 +120,7 @@ def run_experiment(spec: Experiment | dict[str, Any]) -> dict[str, Any]:
         if exp.regime == "pretrained" or exp.strategy != "none":
             runs.append(finetune(model, tokenizer, task, train, exp.training))
     final = evaluate(model, tokenizer, task, eval_sets, exp.training)
-    if exp.output is not None:
+    if exp.output is not None and PartialState().is_main_process:  # one writer under `accelerate launch`
         save_model(model, exp.output, tokenizer=tokenizer, overwrite=exp.overwrite)
 
     dropping = getattr(model.config, "layer_dropping", None) or {}

@@ -38,8 +38,12 @@ def _training(epochs: int, learning_rate: float, batch_size: int, max_length: in
 
 
 def _emit(result: dict, path: Optional[Path]) -> None:
+    from accelerate import PartialState
+
     from layerdrop.experiment import save_result
 
+    if not PartialState().is_main_process:  # one writer under `accelerate launch`
+        return
     if path is None:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -57,7 +61,11 @@ def run(
     regime: Annotated[str, typer.Option(help="pretrained (drop, then fine-tune), finetuned (fine-tune, drop, fine-tune again), task-specific, iterative")] = "pretrained",
     iterative_every: Annotated[int, typer.Option(help="iterative regime: drop one layer every N epochs")] = 2,
     model_is_finetuned: Annotated[bool, typer.Option(help="finetuned regime: MODEL is already fine-tuned on the task")] = False,
-    threshold: Annotated[Optional[float], typer.Option(help="contribution strategy: drop layers whose cosine is above this")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="contribution: drop every layer whose cosine is above this, e.g. 0.925")] = None,
+    pooling: Annotated[Optional[str], typer.Option(help="contribution/angular: first, last or mean token(s)")] = None,
+    statistic: Annotated[Optional[str], typer.Option(help="parameter: norm or variance")] = None,
+    objective: Annotated[Optional[str], typer.Option(help="greedy: score or loss")] = None,
+    max_drop_percent: Annotated[Optional[float], typer.Option(help="greedy: stop before the score falls more than this % below the full model's")] = None,
     protect_first: Annotated[bool, typer.Option(help="never drop the bottom layer")] = False,
     protect_last: Annotated[bool, typer.Option(help="never drop the top layer")] = False,
     data: Data = None,
@@ -86,7 +94,8 @@ def run(
         num_drop=num_drop, layers=explicit, regime=regime, data=data, train_from_dev=train_from_dev,
         max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, protect_first=protect_first,
         protect_last=protect_last, iterative_every=iterative_every, model_is_finetuned=model_is_finetuned,
-        strategy_options={"threshold": threshold} if threshold is not None else {},
+        strategy_options={key: value for key, value in dict(threshold=threshold, pooling=pooling, statistic=statistic,
+                          objective=objective, max_drop_percent=max_drop_percent).items() if value is not None},
         training=_training(epochs, learning_rate, batch_size, max_length, seed, warmup_ratio, weight_decay, mixed_precision),
         output=str(output) if output else None, overwrite=overwrite,
     )

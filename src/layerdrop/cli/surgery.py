@@ -99,10 +99,17 @@ def _select_from_data(name: str, model: Any, tokenizer: Any, examples: Any, **op
     from layerdrop.strategies.data_driven import select_from_data
 
     indices, record = select_from_data(name, model, tokenizer, examples, **options)
-    for step in record.get("greedy", {}).get("steps", []):
-        score = f"score {step['score']:.4f}, " if step["score"] is not None else ""
-        typer.echo(f"removed layer {step['layer']}: {score}loss {step['loss']:.4f} ({step['num_layers']} layers left)")
+    if trace := record.get("greedy"):
+        typer.echo(f"full model: {_evaluation(trace['baseline'])}")
+        for step in trace["steps"]:
+            left = step["num_layers"]
+            typer.echo(f"removed layer {step['layer']}: {_evaluation(step)} ({left} layer{'s' * (left != 1)} left)")
+        typer.echo(f"stopped: {trace['stop_reason']}")
     return indices, record
+
+
+def _evaluation(entry: dict[str, Any]) -> str:
+    return (f"score {entry['score']:.4f}, " if entry["score"] is not None else "") + f"loss {entry['loss']:.4f}"
 
 
 @app.command()

@@ -80,7 +80,7 @@ def make_batches(data: Any, tokenizer: Any | None, *, task: Task | None = None, 
     """
     if len(data) == 0:
         raise LayerDropError("no data to score the layers on")
-    if isinstance(data[0], Mapping) and "input_ids" in data[0]:
+    if isinstance(data[0], Mapping) and getattr(data[0].get("input_ids"), "ndim", 0) == 2:  # tokenized batches
         return list(data)
     if tokenizer is None:
         raise LayerDropError("the model has no tokenizer to read the texts with")
