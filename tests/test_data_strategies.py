@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -26,15 +25,6 @@ from layerdrop.surgery import drop_layers
 
 IDENTITY = 2  # the layer made (near) identity in the tests below
 WORDS = "the a movie film plot acting was is not very really good bad great dull boring fun i liked it".split()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from a second thread, and on a busy machine each op would wait for it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def batches(count: int = 3, size: int = 8, length: int = 10, seed: int = 0, labels: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:

@@ -20,10 +20,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app` when imported.
-from layerdrop.cli import demo, glue, surgery  # noqa: E402,F401
-from layerdrop.cli import experiments  # noqa: E402,F401
-from layerdrop.cli import bench  # noqa: E402,F401
-from layerdrop.cli import analysis  # noqa: E402,F401
+from layerdrop.cli import surgery, analysis, glue, experiments, bench, demo  # noqa: E402,F401  (order = order in --help)
 
 
 def main() -> None:
