@@ -88,7 +88,7 @@ def _table(report: BenchReport) -> Table:
         caption.append(f"warning: other processes kept up to {busiest:.0%} of the CPUs busy while timing; the timings are noisy")
     table = Table(title="layerdrop bench", caption="\n".join(caption), caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("batch\n×len", "model", "GFLOP", "median\nms", "p90\nms", "seq/s", "peak\nMiB", "act.\nMiB", "speed\n-up", "ideal", "meas./\nideal"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+        table.add_column(column, justify="left" if column == "model" else "right", overflow="fold")
     for index in range(len(report.models[0].cells)):
         for label, model in zip(labels, report.models):
             cell = model.cells[index]

@@ -20,7 +20,7 @@ VARIANTS = [("none", 0), ("top", 2), ("symmetric", 2), ("bottom", 2)]
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="folder for the results and the top-2 model")] = Path("out/demo"),
-    epochs: Annotated[int, typer.Option(help="training epochs per model")] = 2,
+    epochs: Annotated[int, typer.Option(help="training epochs per model")] = 3,
     learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr", help="peak learning rate")] = 1e-4,
 ) -> None:
     """Fine-tune the bundled all-MiniLM-L6-v2 on the toy task, full and with 2 layers dropped; print a table."""
