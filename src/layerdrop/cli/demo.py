@@ -44,8 +44,8 @@ def demo(
 
     full = results[0]
     table = Table(title=f"all-MiniLM-L6-v2 on toy-sentiment ({full['train_examples']} train, {full['eval_examples']['validation']} dev examples)")
-    for column in ("strategy", "dropped", "layers", "parameters", "accuracy", "% of full", "train s", "train ex/s"):
-        table.add_column(column, justify="left" if column in ("strategy", "dropped") else "right")
+    for column in ("strategy", "dropped", "layers", "params", "acc %", "% full", "train s", "ex/s"):
+        table.add_column(column, justify="left" if column in ("strategy", "dropped") else "right", no_wrap=True)
     for r in results:
         table.add_row(
             r["strategy"], str(r["dropped_layers"] or "-"), str(r["num_layers"]), f"{r['params'] / 1e6:.1f}M",
