@@ -157,10 +157,11 @@ def run_experiment(spec: Experiment | dict[str, Any]) -> dict[str, Any]:
 
 def load_task_data(exp: Experiment, task: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """(train split, {dev split: data}, record of where they came from and how they were cut)."""
+    from layerdrop.evaluation import dev_sets, first_examples
     from layerdrop.glue import available_splits, load_split, train_from_dev
 
     record: dict[str, Any] = {"source": exp.data or "hub"}
-    eval_sets = {split: load_split(task, split, exp.data) for split in task.dev_splits}
+    eval_sets = dev_sets(task, exp.data)
     if exp.train_from_dev is not None:
         first = task.dev_splits[0]
         train, eval_sets[first] = train_from_dev(eval_sets[first], exp.train_from_dev, seed=0)
@@ -173,7 +174,7 @@ def load_task_data(exp: Experiment, task: Any) -> tuple[Any, dict[str, Any], dic
         train = train.shuffle(seed=0).select(range(exp.max_train_samples))
         record["train_subsample"] = {"examples": exp.max_train_samples, "seed": 0}
     if exp.max_eval_samples is not None:
-        eval_sets = {s: d.select(range(min(exp.max_eval_samples, len(d)))) for s, d in eval_sets.items()}
+        eval_sets = first_examples(eval_sets, exp.max_eval_samples)  # after any train/dev split
         record["eval_subsample"] = {"examples": exp.max_eval_samples, "first": True}
     return train, eval_sets, record
 
@@ -181,7 +182,7 @@ def load_task_data(exp: Experiment, task: Any) -> tuple[Any, dict[str, Any], dic
 def choose_layers(exp: Experiment, model: Any, tokenizer: Any, task: Any, train: Any) -> tuple[list[int], dict[str, Any]]:
     """The layer set and its record for the experiment's strategy (empty for the full model)."""
     from layerdrop.architectures import num_layers
-    from layerdrop.strategies import get_strategy, select_layers
+    from layerdrop.strategies import get_strategy, positional_record, select_layers
 
     if exp.strategy == "none":
         return [], {"name": "none"}
@@ -192,8 +193,8 @@ def choose_layers(exp: Experiment, model: Any, tokenizer: Any, task: Any, train:
     if get_strategy(exp.strategy).kind == "position":
         indices = select_layers(exp.strategy, num_layers(model.config), exp.num_drop, layers=exp.layers,
                                 seed=exp.training.seed, protect_first=exp.protect_first, protect_last=exp.protect_last)
-        record = {"name": exp.strategy, "num_drop": len(indices)} | ({"seed": exp.training.seed} if exp.strategy == "random" else {})
-        return indices, record
+        return indices, positional_record(exp.strategy, indices, seed=exp.training.seed,
+                                          protect_first=exp.protect_first, protect_last=exp.protect_last)
     if exp.strategy == "greedy" and exp.regime == "pretrained":
         raise LayerDropError("greedy selection needs a fine-tuned model: use --regime finetuned")
     from layerdrop.strategies.data_driven import select_from_data

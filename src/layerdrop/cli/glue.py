@@ -146,16 +146,15 @@ def evaluate(
     """Score a fine-tuned MODEL on the task's dev set(s): every metric and the headline score."""
     from layerdrop.architectures import num_layers
     from layerdrop.checkpoint import load_model, load_tokenizer
+    from layerdrop.evaluation import dev_sets
     from layerdrop.evaluation import evaluate as evaluate_model
     from layerdrop.experiment import versions
-    from layerdrop.glue import get_task, load_split
+    from layerdrop.glue import get_task
     from layerdrop.training import TrainConfig
 
     resolved = get_task(task)
     config = TrainConfig(eval_batch_size=batch_size, max_length=max_length)
-    eval_sets = {split: load_split(resolved, split, data) for split in resolved.dev_splits}
-    if max_eval_samples is not None:
-        eval_sets = {s: d.select(range(min(max_eval_samples, len(d)))) for s, d in eval_sets.items()}
+    eval_sets = dev_sets(resolved, data, max_eval_samples)
     loaded = load_model(model, head="sequence-classification")
     if loaded.config.num_labels != resolved.num_labels:
         from layerdrop.errors import LayerDropError

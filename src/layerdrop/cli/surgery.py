@@ -56,7 +56,7 @@ def drop(
     """
     from layerdrop.checkpoint import check_output_dir, load_config, load_model, load_tokenizer, save_model
     from layerdrop.architectures import num_layers
-    from layerdrop.strategies import get_strategy, select_layers
+    from layerdrop.strategies import get_strategy, positional_record, select_layers
     from layerdrop.strategies.positional import parse_layer_list
     from layerdrop.surgery import drop_layers
 
@@ -83,11 +83,7 @@ def drop(
         if given := [f"--{key.replace('_', '-')}" for key, value in {**options, **sources}.items() if value is not None]:
             raise LayerDropError(f"{', '.join(given)} go with data-driven strategies (see `layerdrop strategies`), not {name!r}")
         indices = select_layers(name, total, num_drop, layers=explicit, seed=seed, protect_first=protect_first, protect_last=protect_last)
-        record = {"name": name, "num_drop": len(indices)}
-        if name == "random":
-            record["seed"] = seed
-        if protect_first or protect_last:
-            record.update(protect_first=protect_first, protect_last=protect_last)
+        record = positional_record(name, indices, seed=seed, protect_first=protect_first, protect_last=protect_last)
         loaded = load_model(model, head=head, num_labels=num_labels)
     drop_layers(loaded, indices, strategy=record)
     save_model(loaded, output, tokenizer=tokenizer, overwrite=overwrite)

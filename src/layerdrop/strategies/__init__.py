@@ -90,6 +90,16 @@ def select_layers(
     return [eligible[i] for i in strategy.choose(*args)]
 
 
+def positional_record(name: str, indices: list[int], *, seed: int = 0, protect_first: bool = False, protect_last: bool = False) -> dict:
+    """The `strategy` entry of the layer_dropping record: what a positional choice needs to be redone."""
+    record: dict = {"name": name, "num_drop": len(indices)}
+    if name == "random":
+        record["seed"] = seed
+    if protect_first or protect_last:
+        record.update(protect_first=protect_first, protect_last=protect_last)
+    return record
+
+
 def check_layer_set(layers: list[int], num_layers: int) -> None:
     """Refuse a layer set that cannot be dropped from an L-layer model."""
     if len(set(layers)) != len(layers):
