@@ -24,7 +24,8 @@ from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 from layerdrop.checkpoint import load_model, resolve_source
 from layerdrop.evaluation import evaluate
 from layerdrop.glue import compute_metrics, get_task, load_split
-from layerdrop.training import TrainConfig, finetune
+from layerdrop.settings import TrainConfig
+from layerdrop.training import finetune
 
 MODEL = "bundled:all-MiniLM-L6-v2"
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from layerdrop.experiment import Experiment, run_experiment, save_result
-from layerdrop.training import TrainConfig
+from layerdrop.settings import TrainConfig
 
 RUNS = {
     "stsb": dict(max_train_samples=None, training=dict(epochs=3)),

@@ -13,7 +13,8 @@ from cli import assert_one_line_error, layerdrop_in_process
 from layerdrop.errors import LayerDropError
 from layerdrop.experiment import Experiment, run_experiment
 from layerdrop.glue import get_task, load_split
-from layerdrop.training import TrainConfig, finetune
+from layerdrop.settings import TrainConfig
+from layerdrop.training import finetune
 
 FAST = dict(epochs=1, batch_size=16, max_length=32, learning_rate=1e-3)
 

@@ -10,7 +10,8 @@ from transformers import PreTrainedModel
 from layerdrop.glue.data import load_split
 from layerdrop.glue.metrics import compute_metrics, headline_score, logits_to_predictions
 from layerdrop.glue.tasks import Task
-from layerdrop.training import TrainConfig, predict
+from layerdrop.settings import TrainConfig
+from layerdrop.training import predict
 
 
 def dev_sets(task: Task, data: str | None, max_examples: int | None = None) -> dict[str, Dataset]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from layerdrop.errors import LayerDropError
-from layerdrop.training import TrainConfig
+from layerdrop.settings import TrainConfig
 
 REGIMES = ("pretrained", "finetuned", "task-specific", "iterative")
 SELECTION_EXAMPLES = 1000
@@ -64,7 +64,7 @@ class Experiment:
     def from_spec(cls, spec: dict[str, Any]) -> Experiment:
         """Build from a flat dict (a sweep grid point): training keys go to `training`."""
         own = {f.name for f in fields(cls)} - {"training"}
-        train_keys = {f.name for f in fields(TrainConfig)}
+        train_keys = set(TrainConfig.model_fields)
         if unknown := sorted(set(spec) - own - train_keys):
             raise LayerDropError(f"unknown run setting {unknown[0]!r}")
         return cls(**{k: v for k, v in spec.items() if k in own},
@@ -147,7 +147,7 @@ def run_experiment(spec: Experiment | dict[str, Any]) -> dict[str, Any]:
         "train_events": [event for r in runs for event in r.events],
         "eval_examples": final["eval_examples"],
         "seed": exp.training.seed,
-        "training": asdict(exp.training),
+        "training": exp.training.model_dump(),
         "data": data_record,
         "wall_time_s": time.perf_counter() - started,
         "versions": versions(),

@@ -25,34 +25,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from layerdrop.architectures import layer_modules
 from layerdrop.errors import LayerDropError
 from layerdrop.glue.tasks import Task
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 3
-    learning_rate: float = 2e-5
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    max_length: int = 128
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    group_by_length: bool = True
-    mixed_precision: str = "auto"  # "no", "fp16", "bf16"; auto: bf16 (or fp16) on GPU, none on CPU
-
-    def __post_init__(self) -> None:
-        checks = {
-            "epochs": self.epochs >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "batch_size": self.batch_size >= 1,
-            "eval_batch_size": self.eval_batch_size >= 1,
-            "max_length": self.max_length >= 2,
-            "warmup_ratio": 0 <= self.warmup_ratio < 1,
-            "mixed_precision": self.mixed_precision in ("auto", "no", "fp16", "bf16"),
-        }
-        if bad := [name for name, ok in checks.items() if not ok]:
-            raise LayerDropError(f"bad training setting {bad[0]}={getattr(self, bad[0])!r}")
+from layerdrop.settings import TrainConfig
 
 
 @dataclass

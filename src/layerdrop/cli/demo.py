@@ -28,7 +28,7 @@ def demo(
     from rich.table import Table
 
     from layerdrop.experiment import Experiment, run_experiment, save_result
-    from layerdrop.training import TrainConfig
+    from layerdrop.settings import TrainConfig
 
     results = []
     for strategy, k in VARIANTS:

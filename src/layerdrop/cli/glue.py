@@ -31,7 +31,7 @@ ResultFile = Annotated[Optional[Path], typer.Option("--result", help="write the 
 
 def _training(epochs: int, learning_rate: float, batch_size: int, max_length: int, seed: int,
               warmup_ratio: float, weight_decay: float, mixed_precision: str):
-    from layerdrop.training import TrainConfig
+    from layerdrop.settings import TrainConfig
 
     return TrainConfig(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
                        seed=seed, warmup_ratio=warmup_ratio, weight_decay=weight_decay, mixed_precision=mixed_precision)
@@ -150,7 +150,7 @@ def evaluate(
     from layerdrop.evaluation import evaluate as evaluate_model
     from layerdrop.experiment import versions
     from layerdrop.glue import get_task
-    from layerdrop.training import TrainConfig
+    from layerdrop.settings import TrainConfig
 
     resolved = get_task(task)
     config = TrainConfig(eval_batch_size=batch_size, max_length=max_length)
