@@ -10,7 +10,7 @@ import pytest
 from cli import assert_one_line_error, layerdrop, layerdrop_in_process
 from test_data_strategies import IDENTITY, batches, save_tiny_bert, tiny_llama, write_texts
 
-from layerdrop.analysis import COLUMNS, analyze_layers, write_report
+from layerdrop.analysis import COLUMNS, analyze_layers, write_analysis
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -18,7 +18,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_report_files_hold_every_score_of_every_layer(tmp_path: Path) -> None:
     analysis = analyze_layers(tiny_llama(identity=IDENTITY), batches(), progress=False)
     assert analysis.pooling == "last"  # decoders default to the last token
-    paths = write_report(analysis, tmp_path / "report", about={"model": "tiny"})
+    paths = write_analysis(analysis, tmp_path / "report", about={"model": "tiny"})
     assert [p.name for p in paths] == ["scores.json", "scores.csv", "similarity_heatmap.png", "contribution.png"]
     scores = json.loads(paths[0].read_text())
     assert scores["model"] == "tiny" and scores["num_texts"] == 24

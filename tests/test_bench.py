@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from transformers import BertConfig, BertModel
 
-from layerdrop.bench import BenchSettings, count_flops, load_for_bench, make_inputs, run_bench
-from layerdrop.errors import LayerDropError
+from layerdrop.bench import count_flops, load_for_bench, make_inputs, run_bench
+from layerdrop.settings import BenchSettings, describe_error
 from layerdrop.surgery import drop_layers
 
 HIDDEN, INTERMEDIATE, LAYERS, MAX_POSITIONS = 32, 64, 4, 64
@@ -83,7 +84,7 @@ def test_json_and_csv_hold_every_cell_with_lengths_clamped(models: tuple[Path, P
 
 
 def test_memory_is_measured_per_model_in_a_fresh_process(models: tuple[Path, Path]) -> None:
-    report = run_bench([str(models[1])], BenchSettings(batch_sizes=(2,), seq_lens=(64,), repeats=1, warmup=0, threads=1))
+    report = run_bench([str(models[1])], BenchSettings(batch_sizes=[2], seq_lens=[64], repeats=1, warmup=0, threads=1))
     model = report.models[0]
     cell = model.cells[0]
     assert report.memory_method
@@ -95,8 +96,10 @@ def test_memory_is_measured_per_model_in_a_fresh_process(models: tuple[Path, Pat
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--batch-sizes", "a,b"], "--batch-sizes must be comma-separated integers >= 1, got 'a,b'"),
-        (["--seq-lens", "0,128"], "--seq-lens must be comma-separated integers >= 1, got '0,128'"),
+        (["--batch-sizes", "a,b"], "--batch-sizes: expected comma-separated integers, got 'a,b'"),
+        (["--seq-lens", "0,128"], "--seq-lens: input should be greater than or equal to 1 (got 0)"),
+        (["--repeats", "0"], "--repeats: input should be greater than or equal to 1 (got 0)"),
+        (["--device", "tpu"], "Invalid value for '--device'"),
     ],
 )
 def test_bad_lists_are_one_line_errors(models: tuple[Path, Path], args: list[str], fragment: str) -> None:
@@ -106,16 +109,17 @@ def test_bad_lists_are_one_line_errors(models: tuple[Path, Path], args: list[str
 @pytest.mark.parametrize(
     ("settings", "fragment"),
     [
-        (dict(repeats=0), "--repeats must be >= 1"),
-        (dict(threads=0), "--threads must be >= 1"),
-        (dict(device="tpu"), "unknown device 'tpu'"),
-        (dict(dtype="int8"), "unknown dtype 'int8'"),
-        (dict(batch_sizes=()), "batch sizes must be a non-empty list"),
+        (dict(repeats=0), "repeats: input should be greater than or equal to 1"),
+        (dict(threads=0), "threads: input should be greater than or equal to 1"),
+        (dict(device="tpu"), "device: input should be 'cpu' or 'cuda'"),
+        (dict(dtype="int8"), "dtype: input should be 'float32', 'float16' or 'bfloat16'"),
+        (dict(batch_sizes=()), "batch_sizes: value should have at least 1 item"),
     ],
 )
 def test_bad_settings_are_refused_before_loading(settings: dict, fragment: str) -> None:
-    with pytest.raises(LayerDropError, match=fragment):
+    with pytest.raises(ValidationError) as raised:
         BenchSettings(**settings)
+    assert fragment in describe_error(raised.value)
 
 
 def test_unknown_model_is_a_one_line_error(models: tuple[Path, Path], tmp_path: Path) -> None:

@@ -86,7 +86,9 @@ def test_existing_output_needs_overwrite(tiny_dir: Path, tmp_path: Path, capsys:
     ("args", "fragment"),
     [
         (["drop", "./no/such/model", "-k", "1", "-o", "{out}"], "no model at './no/such/model'"),
-        (["drop", "{tiny}", "-k", "4", "-o", "{out}"], "--num-drop must be between 0 and 3"),
+        (["drop", "{tiny}", "-k", "4", "-o", "{out}"], "--num-drop must be between 1 and 3"),
+        (["drop", "{tiny}", "-o", "{out}"], "strategy 'top': --num-drop is required"),
+        (["drop", "{tiny}", "--layers", "1", "-k", "2", "-o", "{out}"], "--layers already says which layers to drop; leave out --num-drop"),
         (["drop", "{tiny}", "--layers", "0-3", "-o", "{out}"], "would leave none"),
         (["drop", "{tiny}", "--layers", "7", "-o", "{out}"], "out of range"),
         (["drop", "{tiny}", "--layers", "x", "-o", "{out}"], "not an index"),

@@ -16,10 +16,13 @@ from transformers import AutoConfig, BertForSequenceClassification, BertTokenize
 from layerdrop.architectures import final_norm, layer_modules
 from layerdrop.errors import LayerDropError
 from layerdrop.glue import get_task
-from layerdrop.strategies import STRATEGIES
-from layerdrop.strategies.data_driven import above_threshold, best_block, extremes, make_batches, select_from_data
-from layerdrop.strategies.greedy import greedy_search
-from layerdrop.strategies.parameters import parameter_scores
+from layerdrop.calibration import make_batches
+from layerdrop.strategies import STRATEGIES, choose_layers
+from layerdrop.strategies.angular import best_block
+from layerdrop.strategies.base import extremes
+from layerdrop.strategies.contribution import above_threshold
+from layerdrop.strategies.greedy_search import greedy_search
+from layerdrop.strategies.parameter import parameter_scores
 from layerdrop.strategies.similarity import layer_similarity
 from layerdrop.surgery import drop_layers
 
@@ -85,12 +88,18 @@ def write_texts(path: Path, count: int = 12) -> Path:
     return path
 
 
+def select(name: str, model, data=None, task: str | None = None, **options) -> tuple[list[int], dict]:
+    """The layers and record strategy `name` chooses on tokenized `data`."""
+    chosen = choose_layers(name, model, options, batches=data, task=get_task(task) if task else None)
+    return chosen.layers, chosen.record
+
+
 # --- registry and pure selection rules ---------------------------------------------------------
 
 
 def test_every_data_strategy_is_registered_with_a_description() -> None:
     for name in ("contribution", "block-influence", "angular", "parameter", "greedy"):
-        assert STRATEGIES[name].kind == "data" and STRATEGIES[name].description
+        assert STRATEGIES[name].needs != "position" and STRATEGIES[name].description and STRATEGIES[name].reference
 
 
 def test_thresholds_select_exactly_the_layers_above_them() -> None:
@@ -101,7 +110,7 @@ def test_thresholds_select_exactly_the_layers_above_them() -> None:
     assert above_threshold(scores, 0.9, [1, 2, 3]) == [1, 2]  # protected layers are never chosen
     for bad in (1.5, -1.0, -3):
         with pytest.raises(LayerDropError, match="threshold"):
-            above_threshold(scores, bad, range(5))
+            select("contribution", tiny_bert(), batches(), threshold=bad)
 
 
 def test_rankings_and_blocks() -> None:
@@ -151,7 +160,7 @@ def test_hooks_see_the_decoders_last_layer_before_the_final_norm() -> None:
 def test_every_architecture_is_scored_and_greedy_reuse_agrees(model_type: str) -> None:
     model = tiny_model(model_type)
     data = [dict(tiny_inputs(batch=4, length=9, seed=seed), labels=torch.tensor([0, 1, 1, 0])) for seed in range(2)]
-    scores = layer_similarity(model, data, progress=False)
+    scores = layer_similarity(model, data)
     assert len(scores.contribution("first")) == 4 and all(-1 <= c <= 1 for c in scores.contribution("mean"))
     if type(model).__name__.endswith("ForSequenceClassification") and model_type != "albert":
         runs = [greedy_search(model, data, range(4), max_steps=2, objective="loss", reuse=reuse, progress=False) for reuse in (True, False)]
@@ -160,7 +169,7 @@ def test_every_architecture_is_scored_and_greedy_reuse_agrees(model_type: str) -
 
 def test_greedy_refuses_albert_whose_layers_are_one() -> None:
     with pytest.raises(LayerDropError, match="ALBERT"):
-        greedy_search(tiny_model("albert"), batches(labels=torch.zeros(24, dtype=torch.long)), range(4), max_steps=1, objective="loss")
+        greedy_search(tiny_model("albert"), batches(labels=torch.zeros(24, dtype=torch.long)), range(4), max_steps=1, objective="loss", progress=False)
 
 
 # --- an identity layer is the first choice -----------------------------------------------------
@@ -169,25 +178,25 @@ def test_greedy_refuses_albert_whose_layers_are_one() -> None:
 @pytest.mark.parametrize("pooling", ["first", "last", "mean"])
 def test_an_identity_decoder_layer_is_chosen_first(pooling: str) -> None:
     model, data = tiny_llama(identity=IDENTITY), batches()
-    assert select_from_data("contribution", model, data=data, num_drop=1, pooling=pooling, progress=False)[0] == [IDENTITY]
-    assert select_from_data("angular", model, data=data, num_drop=1, pooling=pooling, progress=False)[0] == [IDENTITY]
+    assert select("contribution", model, data=data, num_drop=1, pooling=pooling)[0] == [IDENTITY]
+    assert select("angular", model, data=data, num_drop=1, pooling=pooling)[0] == [IDENTITY]
 
 
 def test_an_identity_layer_has_no_block_influence_and_is_removed_first_by_loss() -> None:
     model = tiny_llama(identity=IDENTITY)
-    indices, record = select_from_data("block-influence", model, data=batches(), num_drop=1, progress=False)
+    indices, record = select("block-influence", model, data=batches(), num_drop=1)
     assert indices == [IDENTITY] and record["scores"][IDENTITY] == pytest.approx(0, abs=1e-6)
     with torch.inference_mode():  # regression on the model's own outputs: removing the identity costs nothing
         targets = torch.cat([model(**b).logits.squeeze(-1) for b in batches()])
-    indices, record = select_from_data("greedy", model, data=batches(labels=targets), num_drop=1, objective="loss", progress=False)
+    indices, record = select("greedy", model, data=batches(labels=targets), num_drop=1, objective="loss")
     assert indices == [IDENTITY] and record["greedy"]["steps"][0]["loss"] == 0
 
 
 def test_a_near_identity_encoder_layer_is_chosen_first() -> None:
     model, data = tiny_bert(identity=IDENTITY), batches()
     for name in ("contribution", "block-influence", "angular"):
-        assert select_from_data(name, model, data=data, num_drop=1, progress=False)[0] == [IDENTITY], name
-    indices, record = select_from_data("contribution", model, data=data, threshold=0.999, progress=False)
+        assert select(name, model, data=data, num_drop=1)[0] == [IDENTITY], name
+    indices, record = select("contribution", model, data=data, threshold=0.999)
     assert indices == [IDENTITY] and record["threshold"] == 0.999
 
 
@@ -216,11 +225,11 @@ def test_greedy_stops_before_the_score_falls_too_far() -> None:
     model = tiny_model("mistral")
     with torch.inference_mode():  # labels the full model gets all right: accuracy 1.0 to lose
         labels = torch.cat([model(**b).logits.argmax(-1) for b in batches()])
-    indices, record = select_from_data("greedy", model, data=batches(labels=labels), task="rte", max_drop_percent=20, progress=False)
+    indices, record = select("greedy", model, data=batches(labels=labels), task="rte", max_drop_percent=20)
     trace = record["greedy"]
     assert trace["baseline"]["score"] == 1.0 and indices == [3] and trace["steps"][0]["score"] == 0.875
     assert trace["stop_reason"].startswith("removing layer 2 next would cost more than 20%")
-    _, record = select_from_data("greedy", model, data=batches(labels=labels), task="rte", num_drop=2, max_drop_percent=100, progress=False)
+    _, record = select("greedy", model, data=batches(labels=labels), task="rte", num_drop=2, max_drop_percent=100)
     assert [step["num_layers"] for step in record["greedy"]["steps"]] == [3, 2] and record["num_drop"] == 2
 
 
@@ -236,7 +245,7 @@ def test_parameter_scores_are_the_rms_weight_of_each_layers_matrices() -> None:
     matrices = torch.cat([p.detach().flatten() for p in layer.parameters() if p.ndim == 2]).double()
     assert parameter_scores(model, "norm")[0] == pytest.approx(float(matrices.square().mean().sqrt()))
     assert parameter_scores(model, "variance")[0] == pytest.approx(float(matrices.var(unbiased=False)))
-    assert select_from_data("parameter", model, num_drop=1)[0] == [1]
+    assert select("parameter", model, num_drop=1)[0] == [1]
 
 
 @pytest.mark.parametrize(
@@ -244,17 +253,17 @@ def test_parameter_scores_are_the_rms_weight_of_each_layers_matrices() -> None:
     [
         ("contribution", dict(threshold=1.2), "threshold"),
         ("contribution", dict(threshold=0.9, num_drop=1), "exactly one"),
-        ("angular", dict(num_drop=4), "--num-drop must be between 0 and 3"),
-        ("block-influence", dict(num_drop=1, threshold=0.5), "--threshold goes with"),
-        ("parameter", dict(num_drop=1, statistic="mean"), "unknown statistic"),
+        ("angular", dict(num_drop=4), "num_drop must be between 1 and 3"),
+        ("block-influence", dict(num_drop=1, threshold=0.5), "threshold does not go with strategy 'block-influence'"),
+        ("parameter", dict(num_drop=1, statistic="mean"), "statistic: input should be 'norm' or 'variance'"),
         ("greedy", dict(num_drop=1, task="rte"), "labelled data"),
         ("greedy", dict(num_drop=1), "needs a task"),
-        ("angular", dict(num_drop=1, pooling="cls"), "unknown pooling"),
+        ("angular", dict(num_drop=1, pooling="cls"), "pooling: input should be 'first', 'last' or 'mean'"),
     ],
 )
 def test_bad_input_is_a_layerdrop_error(name: str, options: dict, message: str) -> None:
     with pytest.raises(LayerDropError, match=message):
-        select_from_data(name, tiny_model("bert"), data=batches(), progress=False, **options)
+        select(name, tiny_model("bert"), data=batches(), **options)
 
 
 def test_texts_and_pairs_are_tokenized_shortest_first(tmp_path: Path) -> None:
@@ -284,5 +293,5 @@ def test_drop_with_a_bad_threshold_fails_in_one_line(tmp_path: Path) -> None:
     model = save_tiny_bert(tmp_path / "model")
     texts = write_texts(tmp_path / "texts.txt")
     result = layerdrop("drop", model, "--strategy", "contribution", "--threshold", "1.5", "--text-file", texts, "-o", tmp_path / "out")
-    assert_one_line_error(result, "--threshold")
+    assert_one_line_error(result, "--threshold: input should be less than or equal to 1")
     assert not (tmp_path / "out").exists()

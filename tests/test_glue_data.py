@@ -17,7 +17,7 @@ from layerdrop.glue import (
     load_files,
     load_split,
     toy_splits,
-    train_from_dev,
+    split_dev,
 )
 from layerdrop.glue import data as glue_data
 from layerdrop.glue import toy
@@ -240,26 +240,26 @@ def test_toy_labels_follow_negation_and_connectives():
             assert _clause_is_positive(sentence) == bool(row["label"])
 
 
-# --- train_from_dev ----------------------------------------------------------------------------
+# --- split_dev ----------------------------------------------------------------------------
 
 
-def test_train_from_dev_is_deterministic():
+def test_split_dev_is_deterministic():
     dev = Dataset.from_dict(
         {"sentence": [str(i) for i in range(100)], "label": [i % 2 for i in range(100)]}
     )
-    train, held_out = train_from_dev(dev, 0.8, seed=1)
-    again, _ = train_from_dev(dev, 0.8, seed=1)
-    other, _ = train_from_dev(dev, 0.8, seed=2)
+    train, held_out = split_dev(dev, 0.8, seed=1)
+    again, _ = split_dev(dev, 0.8, seed=1)
+    other, _ = split_dev(dev, 0.8, seed=2)
     assert (len(train), len(held_out)) == (80, 20)
     assert train["sentence"] == again["sentence"] != other["sentence"]
     assert set(train["sentence"]).isdisjoint(held_out["sentence"])
 
 
 @pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.2])
-def test_train_from_dev_rejects_bad_fractions(fraction):
+def test_split_dev_rejects_bad_fractions(fraction):
     dev = Dataset.from_dict({"sentence": ["a", "b"], "label": [0, 1]})
     with pytest.raises(LayerDropError, match="between 0 and 1"):
-        train_from_dev(dev, fraction, seed=0)
+        split_dev(dev, fraction, seed=0)
 
 
 # --- user files --------------------------------------------------------------------------------

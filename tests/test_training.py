@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import ValidationError
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from cli import assert_one_line_error, layerdrop_in_process
 from layerdrop.errors import LayerDropError
-from layerdrop.experiment import Experiment, run_experiment
+from layerdrop.experiment import run_experiment
 from layerdrop.glue import get_task, load_split
-from layerdrop.settings import TrainConfig
+from layerdrop.settings import RunConfig, TrainConfig, describe_error
 from layerdrop.training import finetune
 
 FAST = dict(epochs=1, batch_size=16, max_length=32, learning_rate=1e-3)
@@ -29,6 +30,13 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def config(**flat) -> RunConfig:
+    """A RunConfig from flat keywords: training fields go to `training`, num_drop and layers to the strategy's options."""
+    training = {k: flat.pop(k) for k in list(flat) if k in TrainConfig.model_fields}
+    options = {k: flat.pop(k) for k in ("num_drop", "layers") if k in flat}
+    return RunConfig(**flat, strategy_options=options, training=training)
 
 
 def toy_train(n: int = 96):
@@ -52,9 +60,8 @@ def test_finetune_is_deterministic_and_respects_frozen_layers(tiny_dir: Path) ->
 
 
 def test_run_pretrained_regime_result(tiny_dir: Path, tmp_path: Path) -> None:
-    result = run_experiment(Experiment(model=str(tiny_dir), task="toy-sentiment", strategy="top", num_drop=2,
-                                       max_train_samples=96, max_eval_samples=40, output=str(tmp_path / "model"),
-                                       training=TrainConfig(**FAST)))
+    result = run_experiment(config(model=str(tiny_dir), task="toy-sentiment", strategy="top", num_drop=2,
+                                   max_train_samples=96, max_eval_samples=40, **FAST), tmp_path / "model")
     assert result["dropped_layers"] == [2, 3] and result["kept_layers"] == [0, 1]
     assert result["num_layers"] == 2 and result["num_layers_original"] == 4
     per_layer = 4 * 32 * 32 + 4 * 32 + 2 * 32 * 37 + 37 + 32 + 4 * 32  # attention, FFN, two LayerNorms
@@ -71,14 +78,14 @@ def test_run_pretrained_regime_result(tiny_dir: Path, tmp_path: Path) -> None:
 
 
 def test_run_is_reproducible(tiny_dir: Path) -> None:
-    spec = dict(model=str(tiny_dir), task="toy-sentiment", strategy="bottom", num_drop=1, max_train_samples=64,
-                max_eval_samples=40, **FAST)
+    spec = config(model=str(tiny_dir), task="toy-sentiment", strategy="bottom", num_drop=1, max_train_samples=64,
+                  max_eval_samples=40, **FAST)
     assert run_experiment(spec)["metrics"] == run_experiment(spec)["metrics"]
 
 
 @pytest.mark.parametrize("regime", ["finetuned", "task-specific"])
 def test_regimes_that_drop_after_fine_tuning(tiny_dir: Path, regime: str) -> None:
-    result = run_experiment(dict(model=str(tiny_dir), task="toy-sentiment", strategy="top", num_drop=1, regime=regime,
+    result = run_experiment(config(model=str(tiny_dir), task="toy-sentiment", strategy="top", num_drop=1, regime=regime,
                                  max_train_samples=64, max_eval_samples=40, **FAST))
     assert result["dropped_layers"] == [3]
     assert set(result["stages"]["dropped_before_retraining"]["metrics"]) == {"accuracy"}
@@ -86,14 +93,14 @@ def test_regimes_that_drop_after_fine_tuning(tiny_dir: Path, regime: str) -> Non
 
 
 def test_iterative_regime_drops_one_layer_every_n_epochs(tiny_dir: Path) -> None:
-    result = run_experiment(dict(model=str(tiny_dir), task="toy-sentiment", strategy="top", num_drop=2, regime="iterative",
+    result = run_experiment(config(model=str(tiny_dir), task="toy-sentiment", strategy="top", num_drop=2, regime="iterative",
                                  iterative_every=1, max_train_samples=32, max_eval_samples=20, **dict(FAST, epochs=3)))
     assert result["dropped_layers"] == [2, 3] and result["num_layers"] == 2
     assert result["train_events"] == ["epoch 1: dropped layer 3 (now 3 layers: [0, 1, 2])", "epoch 2: dropped layer 2 (now 2 layers: [0, 1])"]
 
 
 def test_train_from_dev_is_recorded(tiny_dir: Path, glue_dir: Path) -> None:
-    result = run_experiment(dict(model=str(tiny_dir), task="qnli", data=str(glue_dir), train_from_dev=0.02,
+    result = run_experiment(config(model=str(tiny_dir), task="qnli", data=str(glue_dir), train_from_dev=0.02,
                                  max_eval_samples=50, **FAST))
     assert result["data"]["train_from_dev"] == {"fraction": 0.02, "split": "validation", "seed": 0}
     assert result["train_examples"] == round(5463 * 0.02) or abs(result["train_examples"] - 5463 * 0.02) < 1
@@ -103,20 +110,24 @@ def test_train_from_dev_is_recorded(tiny_dir: Path, glue_dir: Path) -> None:
     ("spec", "message"),
     [
         (dict(task="qnli", data="GLUE"), "--train-from-dev"),
-        (dict(task="rte", regime="sideways"), "unknown regime"),
+        (dict(task="rte", regime="sideways"), "regime: input should be 'pretrained'"),
         (dict(task="rte", strategy="none", num_drop=2), "drops no layers"),
         (dict(task="rte", strategy="top", num_drop=2, regime="iterative", epochs=3), "at least 4 epochs"),
-        (dict(task="rte", epochs=0), "epochs=0"),
+        (dict(task="rte", epochs=0), "training.epochs: input should be greater than or equal to 1"),
         (dict(task="rte", max_train_samples=0), "max_train_samples"),
-        (dict(task="rte", bogus=1), "unknown run setting 'bogus'"),
+        (dict(task="rte", bogus=1), "unknown setting 'bogus'"),
+        (dict(task="rte", strategy="middle", num_drop=1), "unknown strategy 'middle'"),
+        (dict(task="rte", strategy="greedy", num_drop=1), "needs a fine-tuned model"),
     ],
 )
 def test_bad_experiments_are_refused(tiny_dir: Path, glue_dir: Path, spec: dict, message: str) -> None:
     spec = {"model": str(tiny_dir), **spec}
     if spec.get("data") == "GLUE":
         spec["data"] = str(glue_dir)
-    with pytest.raises(LayerDropError, match=message):
-        run_experiment(spec)
+    with pytest.raises((LayerDropError, ValidationError)) as raised:
+        run_experiment(config(**spec))
+    shown = describe_error(raised.value) if isinstance(raised.value, ValidationError) else str(raised.value)
+    assert message in shown
 
 
 def test_cli_run_then_evaluate(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

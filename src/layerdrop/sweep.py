@@ -20,28 +20,27 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from layerdrop.errors import LayerDropError
+from layerdrop.settings import FULL_MODEL, Regime, RunConfig
+from layerdrop.settings import describe_error, naming
 
-Spec = dict[str, Any]
+Spec = dict[str, Any]  # a RunConfig as a plain dict: what crosses process boundaries and is stored
 Result = dict[str, Any]
 Runner = Callable[[Spec], Result]
 
-Regime = Literal["pretrained", "finetuned", "task-specific", "iterative"]
-FULL_MODEL = "none"  # the strategy name of the undropped baseline
-
-# Keys every result must have before it is recorded; the report relies on them.
-RESULT_KEYS = ("model", "task", "strategy", "num_drop", "seed", "regime", "score", "metrics")
-# Config keys copied into every spec (None values are left out, so adding a new optional
-# setting later does not change the run keys of existing results).
-SHARED_OPTIONS = ("data", "epochs", "learning_rate", "batch_size", "max_length", "max_eval_samples", "train_from_dev",
-                  "strategy_options")
+# What identifies a run in the database and the report; every result must have these and more.
+IDENTITY = ("model", "task", "strategy", "num_drop", "seed", "regime")
+RESULT_KEYS = (*IDENTITY, "score", "metrics")
+# Settings that say where things are, not what is computed: left out of run keys, so moving the
+# data folder does not rerun the grid.
+LOCATIONS = {"data"}
 
 
 def _canonical_task(name: str) -> str:
@@ -54,49 +53,58 @@ def _canonical_task(name: str) -> str:
         raise ValueError(str(err)) from None
 
 
+def _known_strategy(name: str) -> str:
+    from layerdrop.strategies import STRATEGIES
+
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}{_suggest(name, list(STRATEGIES))}")
+    return name
+
+
 KList = Annotated[list[PositiveInt], Field(min_length=1)]
 TaskName = Annotated[str, AfterValidator(_canonical_task)]
+StrategyName = Annotated[str, AfterValidator(_known_strategy)]
 
 
 class SweepConfig(BaseModel):
-    """The keys a sweep YAML may hold; any other key is a typo and is refused."""
+    """The keys a sweep YAML may hold; any other key is a typo and is refused.
+
+    The grid axes name models, tasks, strategies, K, seeds and regimes; `run` holds any other
+    setting of a run (a `RunConfig` field: data, max_train_samples, training: {epochs, …}), the
+    same for every grid point; `per_task` and `strategy_options` refine it per task and per
+    strategy. Every grid point is validated as a `RunConfig` before anything runs.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     models: list[str] = Field(min_length=1)
-    strategies: list[str] = Field(min_length=1)
+    strategies: list[StrategyName] = Field(min_length=1)
     num_drop: KList | dict[str, KList]  # K ≥ 1 for all models, or model -> Ks; K = 0 is include_full_model
     tasks: list[TaskName] = Field(min_length=1)
     seeds: list[int] = Field(default=[42], min_length=1)
     regimes: list[Regime] = Field(default=["pretrained"], min_length=1)
     include_full_model: bool = True
-    data: str | None = None  # GLUE directory, relative to the config file
-    epochs: PositiveInt = 3
-    learning_rate: PositiveFloat = 2e-5
-    batch_size: PositiveInt = 32
-    max_length: PositiveInt = 128
-    max_train_samples: PositiveInt | dict[str, PositiveInt] | None = None  # one cap, or task -> cap
-    max_eval_samples: PositiveInt | None = None
-    train_from_dev: Annotated[float, Field(gt=0, lt=1)] | None = None  # dev fraction to train on, for tasks without train data
-    strategy_options: dict[str, Any] | None = None  # e.g. {threshold: 0.9} for data-driven strategies
+    run: dict[str, Any] = {}
+    per_task: dict[str, dict[str, Any]] = {}
+    strategy_options: dict[str, dict[str, Any]] = {}
     workers: PositiveInt = 1
 
     @model_validator(mode="after")
     def _mappings_match_lists(self) -> SweepConfig:
-        """Per-model and per-task mappings must name exactly the listed models / known tasks."""
+        """Per-model, per-task and per-strategy mappings must name listed models, tasks, strategies."""
         if isinstance(self.num_drop, dict):
             _check_keys("num_drop", self.num_drop, self.models, "model", require_all=True)
-        if isinstance(self.max_train_samples, dict):
-            _check_keys("max_train_samples", self.max_train_samples, self.tasks, "task", require_all=False)
+        _check_keys("per_task", {_canonical_task(t): v for t, v in self.per_task.items()}, self.tasks, "task", require_all=False)
+        _check_keys("strategy_options", self.strategy_options, self.strategies, "strategy", require_all=False)
+        if axes := sorted(set(self.run) & AXES):
+            raise ValueError(f"run: {axes[0]!r} is a grid axis; list it at the top level (models, tasks, strategies, num_drop, seeds, regimes)")
         return self
 
     def num_drop_for(self, model: str) -> list[int]:
         return self.num_drop[model] if isinstance(self.num_drop, dict) else self.num_drop
 
-    def max_train_samples_for(self, task: str) -> int | None:
-        if isinstance(self.max_train_samples, dict):
-            return self.max_train_samples.get(task)
-        return self.max_train_samples
+
+AXES = {"model", "task", "strategy", "strategy_options", "regime"}
 
 
 def _check_keys(name: str, mapping: dict[str, Any], allowed: list[str], what: str, require_all: bool) -> None:
@@ -113,24 +121,24 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def load_config(path: Path) -> SweepConfig:
-    """Read and validate a sweep YAML; every problem is a one-line LayerDropError."""
+def load_sweep(path: Path) -> SweepConfig:
+    """Read and validate a sweep YAML; a relative `run.data` is taken relative to the file. Problems are one line."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise LayerDropError(f"cannot read config {path}: {err.strerror}") from None
     except yaml.YAMLError as err:
         raise LayerDropError(f"config {path} is not valid YAML: {' '.join(str(err).split())}") from None
-    config = parse_config(raw if raw is not None else {})
-    if config.data is None:
+    config = parse_sweep(raw if raw is not None else {})
+    if config.run.get("data") is None:
         return config
-    data = (path.parent / config.data).resolve()
+    data = (path.parent / str(config.run["data"])).expanduser().resolve()
     if not data.is_dir():
-        raise LayerDropError(f"config: data: no such directory {data}")
-    return config.model_copy(update={"data": str(data)})
+        raise LayerDropError(f"config: run.data: no such directory {data}")
+    return config.model_copy(update={"run": {**config.run, "data": str(data)}})
 
 
-def parse_config(raw: Any) -> SweepConfig:
+def parse_sweep(raw: Any) -> SweepConfig:
     """Validate an already-parsed config mapping."""
     if not isinstance(raw, dict):
         raise LayerDropError("config: expected a mapping of keys to values at the top level")
@@ -174,31 +182,50 @@ def _user_path(loc: tuple[int | str, ...], raw: Any) -> list[int | str]:
 
 
 def expand_grid(config: SweepConfig) -> list[Spec]:
-    """Every run of the sweep, full-model baselines first, each grid point once.
+    """Every run of the sweep as a validated `RunConfig` dict, full-model baselines first, each once.
 
     The full model drops nothing, so the regime makes no difference to it: it runs once per
-    model × task × seed, under "pretrained".
+    model × task × seed, under "pretrained". Any grid point that is not a valid run stops the
+    sweep here, before anything runs, with the point and the setting named.
     """
-    shared = {key: value for key, value in config.model_dump(include=set(SHARED_OPTIONS)).items() if value is not None}
     specs: dict[str, Spec] = {}
     for model in config.models:
         points = [(FULL_MODEL, 0, "pretrained")] if config.include_full_model else []
         points += [(s, k, r) for r in config.regimes for s in config.strategies for k in config.num_drop_for(model)]
         for task in config.tasks:
-            cap = config.max_train_samples_for(task)
             for seed in config.seeds:
                 for strategy, num_drop, regime in points:
-                    spec = {"model": model, "task": task, "strategy": strategy, "num_drop": num_drop,
-                            "seed": seed, "regime": regime, **shared}
-                    if cap is not None:
-                        spec["max_train_samples"] = cap
+                    spec = _grid_point(config, model, task, strategy, num_drop, regime, seed)
                     specs.setdefault(run_key(spec), spec)
     return list(specs.values())
 
 
+def _grid_point(config: SweepConfig, model: str, task: str, strategy: str, num_drop: int, regime: str, seed: int) -> Spec:
+    own = {_canonical_task(t): v for t, v in config.per_task.items()}.get(task, {})
+    settings = {**config.run, **own}
+    training = {**config.run.get("training", {}), **own.get("training", {}), "seed": seed}
+    options = {"num_drop": num_drop, **config.strategy_options.get(strategy, {})} if strategy != FULL_MODEL else {}
+    point = {**settings, "model": model, "task": task, "strategy": strategy, "strategy_options": options,
+             "regime": regime, "training": training}
+    try:
+        with naming(as_flags=False):
+            return RunConfig.model_validate(point).model_dump(exclude_defaults=True)
+    except (ValidationError, LayerDropError) as err:
+        message = describe_error(err) if isinstance(err, ValidationError) else str(err)
+        raise LayerDropError(f"config: run {model} {task} {strategy} K={num_drop} seed={seed} {regime}: {message}") from None
+
+
+def identity(spec: Spec) -> dict[str, Any]:
+    """The columns that identify a run in the database and the report."""
+    config = RunConfig.model_validate(spec)
+    values = (config.model, config.task, config.strategy, config.num_drop, config.training.seed, config.regime)
+    return dict(zip(IDENTITY, values))
+
+
 def run_key(spec: Spec) -> str:
-    """A stable id for a run: the hash of its canonical JSON."""
-    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    """A stable id for a run: the hash of its canonical JSON, without where its data lives."""
+    what = {key: value for key, value in spec.items() if key not in LOCATIONS}
+    canonical = json.dumps(what, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -234,7 +261,7 @@ def finished_keys(conn: sqlite3.Connection) -> set[str]:
 
 def record(conn: sqlite3.Connection, spec: Spec, result: Result) -> None:
     """Store one finished run atomically; a key already present is left untouched."""
-    row = (run_key(spec), *(spec[k] for k in ("model", "task", "strategy", "num_drop", "seed", "regime")),
+    row = (run_key(spec), *(result[key] for key in IDENTITY),
            result["score"], datetime.now(timezone.utc).isoformat(timespec="seconds"),
            json.dumps(spec, sort_keys=True), json.dumps(result, sort_keys=True))
     with conn:  # one transaction: commit on success, roll back on error
@@ -274,7 +301,8 @@ class SweepOutcome:
 
 
 def describe_run(spec: Spec) -> str:
-    return f"{spec['model']} {spec['task']} {spec['strategy']} K={spec['num_drop']} seed={spec['seed']} {spec['regime']}"
+    run = identity(spec)
+    return f"{run['model']} {run['task']} {run['strategy']} K={run['num_drop']} seed={run['seed']} {run['regime']}"
 
 
 def run_sweep(specs: list[Spec], db_path: Path, runner: Runner | None = None, workers: int = 1,
@@ -306,6 +334,8 @@ def run_sweep(specs: list[Spec], db_path: Path, runner: Runner | None = None, wo
                 else:
                     record(conn, spec, result)
                     outcome.finished += 1
+                    done_now = outcome.skipped + outcome.finished + len(outcome.failures)
+                    console.print(f"[{done_now}/{outcome.total}] {describe_run(spec)}: score {result['score']:.4f}", highlight=False)
                 progress.advance(bar)
     return outcome
 
@@ -313,7 +343,7 @@ def run_sweep(specs: list[Spec], db_path: Path, runner: Runner | None = None, wo
 def _default_runner(spec: Spec) -> Result:
     from layerdrop.experiment import run_experiment
 
-    return run_experiment(spec)
+    return run_experiment(RunConfig.model_validate(spec))
 
 
 def _execute(specs: list[Spec], runner: Runner, workers: int) -> Iterator[tuple[Spec, Result | BaseException]]:

@@ -161,7 +161,7 @@ def predict(model: PreTrainedModel, tokenizer: Any, task: Task, dataset: Dataset
     """Logits and gold labels for every example of `dataset` (batched longest-first for speed)."""
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision))
     data = tokenize(dataset, tokenizer, task, config.max_length)
-    data = data.sort("length", reverse=True)
+    data = data.select(np.argsort(data["length"], kind="stable")[::-1])  # longest first; Dataset.sort warns in pyarrow
     loader = accelerator.prepare(_loader(data, tokenizer, config.eval_batch_size))
     model = accelerator.prepare(model)
     model.eval()

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from layerdrop.cli import app
-from layerdrop.errors import LayerDropError
+from layerdrop.cli.options import Overwrite
 
 
 @app.command()
 def sweep(
-    config: Path = typer.Argument(..., help="sweep YAML (see configs/)"),
-    db: Optional[Path] = typer.Option(None, help="SQLite results file (default: <config stem>.sqlite beside the config)"),
-    workers: Optional[int] = typer.Option(None, min=1, help="parallel runs, one GPU each when there are several (overrides the config)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="list the grid and which runs are done, run nothing"),
+    config: Annotated[Path, typer.Argument(help="sweep YAML (see configs/)")],
+    db: Annotated[Optional[Path], typer.Option(help="SQLite results file (default: <config stem>.sqlite beside the config)")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="parallel runs, one GPU each when there are several (overrides the config)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the grid and which runs are done, run nothing")] = False,
 ) -> None:
     """Run every grid point of CONFIG not yet in the results database; rerun to resume."""
     from contextlib import closing
@@ -24,9 +24,10 @@ def sweep(
     from rich.console import Console
     from rich.table import Table
 
-    from layerdrop.sweep import describe_run, expand_grid, finished_keys, load_config, open_db, run_key, run_sweep
+    from layerdrop.errors import LayerDropError
+    from layerdrop.sweep import describe_run, expand_grid, finished_keys, identity, load_sweep, open_db, run_key, run_sweep
 
-    settings = load_config(config)
+    settings = load_sweep(config)
     specs = expand_grid(settings)
     db = db or config.with_suffix(".sqlite")
     if dry_run:
@@ -37,8 +38,7 @@ def sweep(
         table = Table("run key", "model", "task", "strategy", "K", "seed", "regime", "status")
         for spec in specs:
             key = run_key(spec)
-            fields = (spec[k] for k in ("model", "task", "strategy", "num_drop", "seed", "regime"))
-            table.add_row(key, *map(str, fields), "done" if key in done else "to run")
+            table.add_row(key, *map(str, identity(spec).values()), "done" if key in done else "to run")
         Console().print(table)
         typer.echo(f"{len(specs)} runs, {sum(run_key(s) in done for s in specs)} already in {db}")
         return
@@ -52,15 +52,18 @@ def sweep(
 
 @app.command()
 def report(
-    results: list[Path] = typer.Argument(..., help="sweep SQLite file(s), run JSON files, or directories of them"),
-    output: Path = typer.Option(Path("report"), "--output", "-o", help="directory for the tables and the chart"),
-    formats: str = typer.Option("md,csv,tex,png", help="comma-separated subset of md, csv, tex, png"),
+    results: Annotated[list[Path], typer.Argument(help="sweep SQLite file(s), run JSON files, or directories of them")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder for the tables and the chart")] = Path("report"),
+    formats: Annotated[str, typer.Option(help="comma-separated subset of md, csv, tex, png")] = "md,csv,tex,png",
+    overwrite: Overwrite = False,
 ) -> None:
     """Paper-style tables (score per task, Δ, % retained, best strategy per K, layers droppable within 1%) and chart."""
+    from layerdrop.outputs import check_output
     from layerdrop.report import TITLES, build_report, load_results, markdown_files, write_report
 
+    check_output(output, "dir", overwrite, what="--output")
     built = build_report(load_results(results))
-    written = write_report(built, output, [f.strip() for f in formats.split(",") if f.strip()])
+    written = write_report(built, output, [f.strip() for f in formats.split(",") if f.strip()], overwrite=overwrite)
     for name, text in markdown_files(built).items():
         typer.echo(f"{TITLES[name]}\n\n{text}")
     typer.echo(f"wrote {', '.join(str(path) for path in written)}")
