@@ -90,7 +90,7 @@ class RunConfig(Settings):
                     f"iterative dropping of {options.num_drop} layers every {self.iterative_every} epochs needs at least "
                     f"{self.iterative_every * options.num_drop} epochs, got {self.training.epochs}"
                 )
-        if strategy.needs == "labels" and self.regime == "pretrained":
+        if strategy.judges_outputs and self.regime == "pretrained":
             raise ValueError(f"strategy {strategy.name!r} needs a fine-tuned model: use --regime finetuned")
         return self
 

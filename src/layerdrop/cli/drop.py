@@ -53,8 +53,7 @@ def drop(
         selection = chosen.run(prepared, SelectionInput(total))
     else:
         batches, task, described = _calibration_batches(data, tokenizer) if chosen.uses_data else (None, None, {})
-        default_head = "sequence-classification" if chosen.needs == "labels" else None
-        loaded = load_model(model, head=head or default_head, num_labels=num_labels)
+        loaded = load_model(model, head=head, num_labels=num_labels)
         selection = choose_layers(chosen.name, loaded, prepared, batches=batches, task=task, data_record=described)
         _print_trace(selection.record)
     drop_layers(loaded, selection.layers, strategy=selection.record)

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 # How a text's token vectors are summed up for comparing layers: the first token ([CLS]), the last, or the mean.
 Pooling = Literal["first", "last", "mean"]
 POOLINGS: tuple[str, ...] = get_args(Pooling)
-# What `select` looks at: the layer count only, the weights, texts run through the model, or labelled examples.
-Needs = Literal["position", "weights", "texts", "labels"]
+# What `select` looks at: the layer count only, the weights, or data run through the model.
+Needs = Literal["position", "weights", "texts"]
 Batch = Mapping[str, "Tensor"]
 
 
@@ -103,6 +103,7 @@ class Strategy:
     options: type[StrategyOptions]
     select: Callable[[Any, SelectionInput], Selection]
     check: Callable[[Any, int], None] | None = None  # refuses options impossible for an L-layer model, before any loading
+    judges_outputs: bool = False  # ranks layers by the model's predictions, so its head must be trained
 
     def parse(self, values: Mapping[str, Any] | StrategyOptions) -> StrategyOptions:
         """Validate options for this strategy; an option it does not take is named in a one-line error."""
@@ -128,7 +129,7 @@ class Strategy:
 
     @property
     def uses_data(self) -> bool:
-        return self.needs in ("texts", "labels")
+        return self.needs == "texts"
 
     def run(self, values: Mapping[str, Any] | StrategyOptions, given: SelectionInput) -> Selection:
         """Check the options, then select; the record always holds the name and the number dropped."""

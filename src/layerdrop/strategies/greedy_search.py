@@ -15,6 +15,7 @@ up to twice that during a step.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Mapping, Sequence, get_args
@@ -108,14 +109,15 @@ class _Search:
         arch = architecture_for(model.config)
         if arch.shared_layers:
             raise LayerDropError("greedy search needs distinct layers; ALBERT repeats one shared layer, so every choice gives the same model")
-        if any("labels" not in batch for batch in batches):
+        self.language_model = type(model).__name__.endswith(("ForCausalLM", "LMHeadModel"))
+        if not self.language_model and any("labels" not in batch for batch in batches):
             raise LayerDropError("greedy search needs labelled data: give a task with --task and --data")
         self.model, self.task = model, task
         self.stack: nn.ModuleList = get_submodule(model, arch.layers)
         self.embeddings: list[Slot] = [(get_submodule(model, p.rpartition(".")[0]) if "." in p else model.base_model, p.rpartition(".")[2]) for p in arch.embeddings]
         self.embedded: list[list[Any]] = [[] for _ in self.embeddings]  # each embedding module's output per batch
         self.inputs = [model_inputs(batch) for batch in batches]
-        self.labels = torch.cat([torch.as_tensor(batch["labels"]) for batch in batches])
+        self.labels = None if self.language_model else torch.cat([torch.as_tensor(batch["labels"]) for batch in batches])
         self.rest: list[tuple | None] = [None] * len(self.stack)
         self.skips: list[_Skip] = []
 
@@ -152,15 +154,18 @@ class _Search:
         with _replaced(replacements):
             handles = [self.stack[capture_from + i].register_forward_pre_hook(keep(slot), with_kwargs=True) for i, slot in enumerate(captured)]
             try:
-                logits = []
+                outputs = []  # classifiers: every batch's logits; language models: (summed NLL, tokens) per batch
                 for index, inputs in enumerate(self.inputs):
                     for replay in replays:
                         replay.batch = index
-                    logits.append(self.model(**inputs, **forward_kwargs(self.model)).logits.float())
+                    logits = self.model(**inputs, **forward_kwargs(self.model)).logits.float()
+                    outputs.append(next_token_nll(logits, inputs) if self.language_model else logits)
             finally:
                 for handle in handles:
                     handle.remove()
-        return self.evaluate(torch.cat(logits)), captured
+        if self.language_model:
+            return Evaluation(sum(nll for nll, _ in outputs) / sum(count for _, count in outputs)), captured
+        return self.evaluate(torch.cat(outputs)), captured
 
     def evaluate(self, logits: Tensor) -> Evaluation:
         if logits.shape[-1] == 1:
@@ -175,17 +180,28 @@ class _Search:
         return Evaluation(float(loss), headline_score(self.task, metrics), metrics)
 
 
+def next_token_nll(logits: Tensor, inputs: Mapping[str, Tensor]) -> tuple[float, int]:
+    """(summed negative log-likelihood, tokens scored) of each next token, padding left out."""
+    labels = inputs["input_ids"][:, 1:]
+    mask = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"]))[:, 1:].bool()
+    nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels, reduction="none")
+    return float(nll[mask].double().sum()), int(mask.sum())
+
+
 def _rank(evaluation: Evaluation, objective: str) -> tuple[float, ...]:
-    """Higher is better; with the score objective, ties (common with accuracy) go to the lower loss."""
+    """Higher is better; with the score objective, ties (common with accuracy) go to the lower loss.
+    Perplexity is exp(loss), so it ranks as the loss does."""
     return (evaluation.score, -evaluation.loss) if objective == "score" else (-evaluation.loss,)
 
 
 def _too_far(evaluation: Evaluation, baseline: Evaluation, objective: str, max_drop_percent: float | None) -> bool:
-    """Whether the score fell (or the loss rose) by more than `max_drop_percent` of the full model's."""
+    """Whether the score fell (or the loss or perplexity rose) by more than `max_drop_percent` of the full model's."""
     if max_drop_percent is None:
         return False
     if objective == "score":
         return evaluation.score < baseline.score - abs(baseline.score) * max_drop_percent / 100
+    if objective == "perplexity":
+        return math.exp(evaluation.loss) > math.exp(baseline.loss) * (1 + max_drop_percent / 100)
     return evaluation.loss > baseline.loss + abs(baseline.loss) * max_drop_percent / 100
 
 
@@ -206,12 +222,17 @@ def greedy_search(
     Each step tries every remaining candidate and keeps the removal with the best objective
     ("score": the task's headline score, ties to the lower loss; "loss": the mean loss). It stops
     early when that removal would cost more than `max_drop_percent` of the full model's value.
-    Ties go to the higher layer. Batches need "labels"; the model needs a classification head.
+    Ties go to the higher layer. A classifier needs batches with "labels"; a causal language model
+    is scored by its next-token loss on the batches' text ("perplexity" is exp of that loss).
     """
     if objective not in OBJECTIVES:
         raise LayerDropError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     if objective == "score" and task is None:
         raise LayerDropError("greedy search by score needs a task (--task); or use --objective loss")
+    is_language_model = type(model).__name__.endswith(("ForCausalLM", "LMHeadModel"))
+    if (objective == "perplexity") != is_language_model and objective != "loss":
+        wanted = "a causal language model (--head causal-lm)" if objective == "perplexity" else "a classification head"
+        raise LayerDropError(f"greedy search by {objective} needs {wanted}")
     limit = min(len(candidates), len(layer_modules(model)) - 1)
     if not 0 <= max_steps <= limit:
         raise LayerDropError(f"greedy search can remove between 0 and {limit} layers here, not {max_steps}")
@@ -259,4 +280,6 @@ def _without(search: _Search, layer: int, removed: list[int], cache: list[list[T
 
 
 def _value(evaluation: Evaluation, objective: str) -> float:
+    if objective == "perplexity":
+        return math.exp(evaluation.loss)
     return evaluation.score if objective == "score" else evaluation.loss
