@@ -152,6 +152,19 @@ class BenchSettings(Settings):
     memory: bool = Field(True, description="measure peak memory, each model in a fresh process")
     seed: int = Field(0, description="seed of the random token ids")
 
+
+class LmEvalConfig(Settings):
+    """An lm-evaluation-harness run on a causal language model (`layerdrop evaluate MODEL --lm-eval TASKS`)."""
+
+    lm_eval: Annotated[list[str], BeforeValidator(lambda v: [t.strip() for t in v.split(",") if t.strip()] if isinstance(v, str) else v)] = Field(
+        ..., min_length=1, description="lm-evaluation-harness tasks, comma-separated, e.g. hellaswag,arc_easy (needs layerdrop[lm-eval])"
+    )
+    num_fewshot: int | None = Field(None, ge=0, description="lm-eval: examples in context (default: each task's own)")
+    limit: float | None = Field(None, gt=0, description="lm-eval: examples per task (a fraction when below 1); for quick checks only")
+    lm_eval_batch_size: int = Field(8, ge=1, description="lm-eval: batch size")
+    include_path: str | None = Field(None, description="lm-eval: folder of extra task YAML files")
+    device: str = Field("cpu", description="lm-eval: device, e.g. cpu or cuda")
+
 # How settings are named in messages: as command-line flags (--num-drop) inside a command, as
 # keys (num_drop) where a config file is being read. The CLI sets it; a sweep switches it back.
 _AS_FLAGS: ContextVar[bool] = ContextVar("as_flags", default=False)

@@ -10,7 +10,7 @@ import typer
 
 from layerdrop.cli import app
 from layerdrop.cli.options import ModelArg, Overwrite, ResultFile, settings_options
-from layerdrop.settings import RunConfig, TrainConfig
+from layerdrop.settings import LmEvalConfig, RunConfig, TrainConfig
 from layerdrop.strategies import STRATEGIES
 
 SavedModel = Annotated[Optional[Path], typer.Option("--output", "-o", help="save the final model here")]
@@ -85,30 +85,42 @@ def finetune(
 
 
 @app.command()
+@settings_options(LmEvalConfig, into="harness", optional=True, panel="lm-evaluation-harness (instead of --task)")
 @settings_options(TrainConfig, into="training", include={"eval_batch_size", "max_length"})
-@settings_options(RunConfig, into="settings", include={"task", "data", "max_eval_samples"})
+@settings_options(RunConfig, into="settings", include={"task", "data", "max_eval_samples"}, optional=True)
 def evaluate(
     model: ModelArg,
     overwrite: Overwrite = False,
     result: ResultFile = None,
     settings: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
+    harness: dict[str, Any] | None = None,
 ) -> None:
-    """Score a fine-tuned MODEL on the task's dev set(s): every metric and the headline score."""
+    """Score MODEL: a fine-tuned classifier on a task's dev set(s), or a language model with lm-eval (--lm-eval)."""
+    from layerdrop.errors import LayerDropError
+    from layerdrop.experiment import versions
+
+    if harness:
+        if settings:
+            raise LayerDropError("give either --task or --lm-eval, not both")
+        from layerdrop.harness import run_lm_eval
+
+        config = LmEvalConfig.model_validate(harness)
+        _check_outputs(None, result, overwrite)
+        _emit({"model": model, "lm_eval": run_lm_eval(model, config), "versions": versions()}, result, overwrite)
+        return
     from layerdrop.architectures import num_layers
     from layerdrop.checkpoint import load_model, load_tokenizer
-    from layerdrop.errors import LayerDropError
     from layerdrop.evaluation import evaluate as evaluate_model
-    from layerdrop.experiment import versions
     from layerdrop.glue import dev_sets, get_task
 
-    config = RunConfig.model_validate({**settings, "model": model, "training": training})
+    run = RunConfig.model_validate({**settings, "model": model, "training": training})
     _check_outputs(None, result, overwrite)
-    task = get_task(config.task)
-    eval_sets = dev_sets(task, config.data, config.max_eval_samples)
+    task = get_task(run.task)
+    eval_sets = dev_sets(task, run.data, run.max_eval_samples)
     loaded = load_model(model, head="sequence-classification", trained_head=True)
     if loaded.config.num_labels != task.num_labels:
         raise LayerDropError(f"{model} has {loaded.config.num_labels} outputs but {task.name} needs {task.num_labels}; is it fine-tuned on this task?")
-    scores = evaluate_model(loaded, load_tokenizer(model), task, eval_sets, config.training)
+    scores = evaluate_model(loaded, load_tokenizer(model), task, eval_sets, run.training)
     _emit({"model": model, "task": task.name, "num_layers": num_layers(loaded.config),
            "layer_dropping": getattr(loaded.config, "layer_dropping", None), **scores, "versions": versions()}, result, overwrite)
