@@ -1,0 +1,120 @@
+"""Run the real console entry point as a user would: in-process for speed, in a subprocess where only a real
+process will do (signals, dropped privileges, a fresh interpreter), and check how a failure reads."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ENTRY = "from layerdrop.cli import main; main()"
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def layerdrop(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The CLI in a fresh process (what a user's shell does)."""
+    return subprocess.run([sys.executable, "-c", ENTRY, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=None if env is None else {**os.environ, **env}, timeout=timeout)
+
+
+def layerdrop_in_process(capsys: pytest.CaptureFixture, *args: str | Path) -> Result:
+    """The same entry point, `main()`, called in this process: same code path, no start-up cost."""
+    from layerdrop.cli import main
+
+    capsys.readouterr()
+    argv, sys.argv = sys.argv, ["layerdrop", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+def start_layerdrop(*args: str | Path, prelude: str = "", cwd: Path | None = None) -> subprocess.Popen:
+    """The CLI in a fresh process left running (to be signalled); `prelude` is Python run before `main()`,
+    e.g. `pause_at(...)` to hold the command at a known point of its work."""
+    code = f"{textwrap.dedent(prelude)}\n{ENTRY}"
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def pause_at(target: str, marker: Path, *, call_first: bool = True) -> str:
+    """Prelude code that wraps `module:Class.method` (or `module:function`): on its first call it runs the
+    original (unless `call_first` is False), creates `marker` and sleeps, so a test can signal a command
+    that is known to be in the middle of its work. Ctrl-C is delivered as in an interactive shell."""
+    module, _, attr = target.partition(":")
+    owner, _, name = attr.rpartition(".")
+    return f"""
+import functools, importlib, pathlib, signal, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
+_owner = importlib.import_module({module!r})
+for _part in {owner!r}.split(".") if {owner!r} else []:
+    _owner = getattr(_owner, _part)
+_original = getattr(_owner, {name!r})
+
+@functools.wraps(_original)
+def _pausing(*args, **kwargs):
+    result = _original(*args, **kwargs) if {call_first!r} else None
+    pathlib.Path({str(marker)!r}).touch()
+    time.sleep(120)
+    return result
+
+setattr(_owner, {name!r}, _pausing)
+"""
+
+
+def unprivileged() -> list[str]:
+    """A command prefix under which file permissions hold. As root, chmod and os.access stop nothing, so the
+    process runs without the capabilities that bypass them (the interpreter may live under /root, which
+    another user could not read). Skips the test where that cannot be done."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot drop the rights that ignore file permissions")
+    caps = "-dac_override,-dac_read_search,-fowner"
+    prefix = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"setpriv cannot drop capabilities here: {probe.stderr.decode().strip()}")
+    return prefix
+
+
+def lines(text: str) -> list[str]:
+    """The non-empty lines of a stream as a terminal shows them (a bar redrawn with \\r stays one line)."""
+    return [line for line in text.split("\n") if line.strip()]
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess | Result, fragment: str) -> None:
+    """Exit code 2, a single `error: …` line on stderr naming the problem, no traceback."""
+    assert result.returncode == 2, result.stderr
+    shown = lines(result.stderr)
+    assert len(shown) == 1 and shown[0].startswith("error: "), result.stderr
+    assert fragment in shown[0], shown[0]
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess | Result, fragment: str, code: int = 2, max_lines: int = 3) -> None:
+    """Exit `code`, at most `max_lines` lines on stderr ending in one `error: …` line that holds `fragment`,
+    and no traceback (the promise every command keeps for every fault a user can cause)."""
+    assert result.returncode == code, result.stderr
+    shown = lines(result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert 1 <= len(shown) <= max_lines, result.stderr
+    last = shown[-1].rpartition("\r")[2]
+    assert last.startswith("error: ") and fragment in last, result.stderr
+    assert sum(line.count("error: ") for line in shown) == 1, result.stderr
