@@ -10,6 +10,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,8 +26,20 @@ class Result:
 
 def layerdrop(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """The CLI in a fresh process (what a user's shell does)."""
-    return subprocess.run([sys.executable, "-c", ENTRY, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+    done = subprocess.run([sys.executable, "-c", ENTRY, *map(str, args)], capture_output=True, cwd=cwd,
                           env=None if env is None else {**os.environ, **env}, timeout=timeout)
+    return subprocess.CompletedProcess(done.args, done.returncode, _text(done.stdout), _text(done.stderr))
+
+
+def _text(output: bytes | None) -> str:
+    """Output as written: text mode would turn a progress bar's every \r redraw into a line of its own."""
+    return (output or b"").decode("utf-8", errors="replace")
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Wait for a process from `start_layerdrop` and return what it printed."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, _text(stdout), _text(stderr))
 
 
 def layerdrop_in_process(capsys: pytest.CaptureFixture, *args: str | Path) -> Result:
@@ -46,23 +59,22 @@ def layerdrop_in_process(capsys: pytest.CaptureFixture, *args: str | Path) -> Re
     return Result(code, captured.out, captured.err)
 
 
-def start_layerdrop(*args: str | Path, prelude: str = "", cwd: Path | None = None) -> subprocess.Popen:
-    """The CLI in a fresh process left running (to be signalled); `prelude` is Python run before `main()`,
-    e.g. `pause_at(...)` to hold the command at a known point of its work."""
-    code = f"{textwrap.dedent(prelude)}\n{ENTRY}"
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def start_layerdrop(*args: str | Path, prelude: str = "", cwd: Path | None = None, stderr: Any = subprocess.PIPE) -> subprocess.Popen:
+    """The CLI in a fresh process left running (to be signalled, then `finish`ed); `prelude` is Python run before `main()`,
+    e.g. `pause_at(...)` to hold the command at a known point of its work. Ctrl-C raises KeyboardInterrupt
+    in it, as in an interactive shell, even when this process was started with SIGINT ignored."""
+    code = f"import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n{textwrap.dedent(prelude)}\n{ENTRY}"
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=stderr)
 
 
 def pause_at(target: str, marker: Path, *, call_first: bool = True) -> str:
     """Prelude code that wraps `module:Class.method` (or `module:function`): on its first call it runs the
     original (unless `call_first` is False), creates `marker` and sleeps, so a test can signal a command
-    that is known to be in the middle of its work. Ctrl-C is delivered as in an interactive shell."""
+    that is known to be in the middle of its work."""
     module, _, attr = target.partition(":")
     owner, _, name = attr.rpartition(".")
     return f"""
-import functools, importlib, pathlib, signal, time
-signal.signal(signal.SIGINT, signal.default_int_handler)
+import functools, importlib, pathlib, time
 _owner = importlib.import_module({module!r})
 for _part in {owner!r}.split(".") if {owner!r} else []:
     _owner = getattr(_owner, _part)
