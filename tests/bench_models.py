@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from transformers import BertConfig, BertModel
 
 from layerdrop.surgery import drop_layers
@@ -23,10 +22,8 @@ def pooler_flops(batch: int) -> int:
     return 2 * batch * HIDDEN * HIDDEN
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A random 4-layer BERT and the same model with its top two layers dropped, both saved."""
-    root = tmp_path_factory.mktemp("bench")
+def save_bench_models(root: Path) -> tuple[Path, Path]:
+    """A random 4-layer BERT and the same model with its top two layers dropped, both saved under `root`."""
     model = BertModel(BertConfig(**CONFIG))
     model.save_pretrained(root / "full")
     drop_layers(model, [2, 3])

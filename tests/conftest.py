@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -38,8 +38,10 @@ def minilm_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny 4-layer BERT classifier and a tokenizer that knows the toy task's words, saved once: read it, never
-    change it (copy it first)."""
+    """A tiny 4-layer BERT classifier and a tokenizer that knows the toy task's words, saved once.
+
+    Read it, never change it (copy it first).
+    """
     from tiny_checkpoints import save_tiny_bert
 
     return save_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")

@@ -1,6 +1,9 @@
-"""The one independent reference for dropping layers: the UNMODIFIED model with forward hooks that make each
-skipped layer return its input. `drop_and_check` drops layers (by any route) and asserts the result computes
-exactly that, so every test of surgery, saving, reloading or a command's output uses the same yardstick."""
+"""The one independent reference for dropping layers, and `drop_and_check`, which holds every drop to it.
+
+The reference is the UNMODIFIED model with forward hooks that make each skipped layer return its input.
+`drop_and_check` drops layers (by any route) and asserts the result computes exactly that, so every test of
+surgery, saving, reloading or a command's output uses the same yardstick.
+"""
 
 from __future__ import annotations
 

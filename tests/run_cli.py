@@ -1,5 +1,8 @@
-"""Run the real console entry point as a user would: in-process for speed, in a subprocess where only a real
-process will do (signals, dropped privileges, a fresh interpreter), and check how a failure reads."""
+"""Run the real console entry point as a user would, and check how a failure reads.
+
+In-process for speed; in a subprocess where only a real process will do (signals, dropped privileges, a fresh
+interpreter).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ def layerdrop(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | 
 
 
 def _text(output: bytes | None) -> str:
-    """Output as written: text mode would turn a progress bar's every \r redraw into a line of its own."""
+    """Output as written: text mode would turn every redraw of a progress bar (a carriage return) into a line."""
     return (output or b"").decode("utf-8", errors="replace")
 
 
@@ -60,17 +63,22 @@ def layerdrop_in_process(capsys: pytest.CaptureFixture, *args: str | Path) -> Re
 
 
 def start_layerdrop(*args: str | Path, prelude: str = "", cwd: Path | None = None, stderr: Any = subprocess.PIPE) -> subprocess.Popen:
-    """The CLI in a fresh process left running (to be signalled, then `finish`ed); `prelude` is Python run before `main()`,
-    e.g. `pause_at(...)` to hold the command at a known point of its work. Ctrl-C raises KeyboardInterrupt
-    in it, as in an interactive shell, even when this process was started with SIGINT ignored."""
+    """The CLI in a fresh process left running, to be signalled, then `finish`ed.
+
+    `prelude` is Python run before `main()`, e.g. `pause_at(...)` to hold the command at a known point of its
+    work. Ctrl-C raises KeyboardInterrupt in it, as in an interactive shell, even when this process was started
+    with SIGINT ignored.
+    """
     code = f"import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n{textwrap.dedent(prelude)}\n{ENTRY}"
     return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=stderr)
 
 
 def pause_at(target: str, marker: Path, *, call_first: bool = True) -> str:
-    """Prelude code that wraps `module:Class.method` (or `module:function`): on its first call it runs the
-    original (unless `call_first` is False), creates `marker` and sleeps, so a test can signal a command
-    that is known to be in the middle of its work."""
+    """Prelude code that holds a command at the first call of `module:Class.method` (or `module:function`).
+
+    The wrapper runs the original (unless `call_first` is False), creates `marker` and sleeps, so a test can
+    signal a command that is known to be in the middle of its work.
+    """
     module, _, attr = target.partition(":")
     owner, _, name = attr.rpartition(".")
     return f"""
@@ -92,9 +100,11 @@ setattr(_owner, {name!r}, _pausing)
 
 
 def unprivileged() -> list[str]:
-    """A command prefix under which file permissions hold. As root, chmod and os.access stop nothing, so the
-    process runs without the capabilities that bypass them (the interpreter may live under /root, which
-    another user could not read). Skips the test where that cannot be done."""
+    """A command prefix under which file permissions hold; skips the test where that cannot be done.
+
+    As root, chmod and os.access stop nothing, so the process runs without the capabilities that bypass them
+    (rather than as another user: the interpreter may live under /root, which another user could not read).
+    """
     if os.geteuid() != 0:
         return []
     if shutil.which("setpriv") is None:
@@ -108,7 +118,7 @@ def unprivileged() -> list[str]:
 
 
 def lines(text: str) -> list[str]:
-    """The non-empty lines of a stream as a terminal shows them (a bar redrawn with \\r stays one line)."""
+    """The non-empty lines of a stream as a terminal shows them (a progress bar redrawn in place is one line)."""
     return [line for line in text.split("\n") if line.strip()]
 
 
@@ -121,8 +131,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess | Result, fragment
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess | Result, fragment: str, code: int = 2, max_lines: int = 3) -> None:
-    """Exit `code`, at most `max_lines` lines on stderr ending in one `error: …` line that holds `fragment`,
-    and no traceback (the promise every command keeps for every fault a user can cause)."""
+    """The promise every command keeps for every fault a user can cause.
+
+    Exit `code`, at most `max_lines` lines on stderr ending in one `error: …` line that holds `fragment`, and no
+    traceback.
+    """
     assert result.returncode == code, result.stderr
     shown = lines(result.stderr)
     assert "Traceback" not in result.stderr, result.stderr

@@ -1,5 +1,8 @@
-"""Models and data for testing the strategies that score layers: tiny models with one layer made (near) identity,
-random token batches with padding, and a text file of words a word-level tokenizer knows."""
+"""Models and data for testing the strategies that score layers.
+
+Tiny models with one layer made (near) identity, random token batches with padding, and a text file of words a
+word-level tokenizer knows.
+"""
 
 from __future__ import annotations
 
@@ -49,9 +52,11 @@ def tiny_llama(num_labels: int = 1, identity: int | None = None) -> LlamaForSequ
 
 
 def tiny_bert(identity: int | None = None) -> BertForSequenceClassification:
-    """Post-norm encoder: with both output projections zeroed a layer returns LayerNorm(x), and x
-    comes out of a LayerNorm with the same (initial) gain and bias, so the layer is the identity
-    up to the norm's epsilon."""
+    """A tiny BERT, with layer `identity` made the identity up to the norm's epsilon.
+
+    Post-norm encoder: with both output projections zeroed a layer returns LayerNorm(x), and x comes out of a
+    LayerNorm with the same (initial) gain and bias.
+    """
     model = tiny_model("bert")
     if identity is not None:
         layer = layer_modules(model)[identity]

@@ -33,7 +33,7 @@ def results() -> list[dict]:
          "metrics": {"accuracy": score / 100}, "score": score / 100, "dropped_layers": list(range(12 - k, 12))}
         for (strategy, k), by_task in SCORES.items()
         for task, scores in by_task.items()
-        for seed, score in zip((1, 2), scores)
+        for seed, score in zip((1, 2), scores, strict=True)
     ]
 
 

@@ -9,7 +9,12 @@ from pydantic import ValidationError
 
 from layerdrop.bench import count_flops, load_for_bench, make_inputs, run_bench
 from layerdrop.settings import BenchSettings, describe_error
-from bench_models import CONFIG, LAYERS, layer_flops, models, pooler_flops  # noqa: F401  (models: a fixture)
+from bench_models import CONFIG, LAYERS, layer_flops, pooler_flops, save_bench_models
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return save_bench_models(tmp_path_factory.mktemp("bench"))
+
 
 def test_flops_equal_a_hand_count_including_attention_and_pooler(models: tuple[Path, Path]) -> None:
     full, half = (load_for_bench(str(path), BenchSettings()) for path in models)

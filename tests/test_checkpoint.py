@@ -1,5 +1,7 @@
-"""Checkpoints: a dropped model of every architecture reloads with plain transformers; damaged or missing
-weights, a head that was never trained, and paths that hold no model are one-line errors."""
+"""Checkpoints: a dropped model of every architecture reloads with plain transformers.
+
+Damaged or missing weights, a head that was never trained, and paths that hold no model are one-line errors.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ assert not any(name.startswith("layerdrop") for name in sys.modules), "layerdrop
 """
 
 
+@pytest.mark.slow
 def test_save_and_reload_without_layerdrop(tmp_path: Path) -> None:
     """Every architecture reloads with plain transformers in a fresh process, with the same logits."""
     inputs = tiny_inputs()

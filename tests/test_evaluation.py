@@ -1,5 +1,7 @@
-"""Evaluation: batched, length-sorted, padded prediction gives the same logits as one example at a time, and the
-metrics are those of those logits; MNLI's two dev splits give matched and "_mm" keys."""
+"""Evaluation: batched, length-sorted, padded prediction equals one example at a time.
+
+The metrics are those of those logits; MNLI's two dev splits give matched and "_mm" keys.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ CONFIG = TrainConfig(eval_batch_size=4, max_length=32)
 def one_at_a_time(model, tokenizer, columns: list[list[str]]) -> np.ndarray:
     """The reference: every example alone, unpadded."""
     with torch.no_grad():
-        return np.stack([model(**tokenizer(*texts, return_tensors="pt")).logits[0].numpy() for texts in zip(*columns)])
+        return np.stack([model(**tokenizer(*texts, return_tensors="pt")).logits[0].numpy() for texts in zip(*columns, strict=True)])
 
 
 def test_batched_logits_and_metrics_equal_one_example_at_a_time(tiny_bert_dir: Path) -> None:

@@ -1,6 +1,8 @@
-"""The package's layering: a module may import modules of its own layer or below, never above (imports inside
-functions count too; those under `if TYPE_CHECKING:` do not, as they never run). Lower layers know nothing of
-the commands, experiments or strategies built on them, so each can be used and tested on its own."""
+"""The package's layering: a module may import modules of its own layer or below, never above.
+
+Imports inside functions count too; those under `if TYPE_CHECKING:` do not, as they never run. Lower layers
+know nothing of the commands, experiments or strategies built on them, so each can be used and tested alone.
+"""
 
 from __future__ import annotations
 

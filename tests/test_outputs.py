@@ -1,5 +1,8 @@
-"""Stage then rename: a failure or interrupt inside `staged` leaves neither output nor staging, an existing output
-survives a failed rewrite, stale staging of dead processes is cleared by the next write, modes follow the umask."""
+"""Stage then rename (outputs.py), down its failure paths.
+
+A failure or interrupt inside `staged` leaves neither output nor staging, an existing output survives a failed
+rewrite, stale staging of dead processes is cleared by the next write, and modes follow the umask.
+"""
 
 from __future__ import annotations
 

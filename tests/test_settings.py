@@ -1,5 +1,8 @@
-"""The settings schemas: the paper's defaults, unknown keys and bad values refused in one line that names the
-setting as a flag on the command line and as a key elsewhere, cross-field checks, frozen values."""
+"""The settings schemas: the paper's defaults, cross-field checks, frozen values.
+
+Unknown keys and bad values are refused in one line that names the setting as a flag on the command line and as
+a key elsewhere.
+"""
 
 from __future__ import annotations
 

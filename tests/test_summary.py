@@ -1,5 +1,8 @@
-"""`inspect`'s summary, counted on the meta device: parameters by part against a hand count, the size on disk,
-the dropping record; damaged weights are not reported as fine."""
+"""`inspect`'s summary, counted on the meta device.
+
+Parameters by part against a hand count, the size on disk, the dropping record; damaged weights are not reported
+as fine.
+"""
 
 from __future__ import annotations
 

@@ -251,8 +251,10 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_loads_and_expands(path: Path, tmp_path: Path) -> None:
-    """Each file in configs/ is a valid sweep: copied into a tree where its relative data folder exists (the real
-    data need not be here), it loads and every grid point validates as a run."""
+    """Each file in configs/ is a valid sweep: it loads and every grid point validates as a run.
+
+    It is copied into a tree where its relative data folder exists, so the real data need not be here.
+    """
     import yaml
 
     copy = tmp_path / "repo" / "configs" / path.name

@@ -1,6 +1,8 @@
-"""Tiny checkpoints on disk, as a user's folder holds them: a 4-layer BERT and a word-level tokenizer that knows
-every word of the built-in toy task, so fine-tuning and evaluating one take about a second; and the ways a
-checkpoint's weights get damaged in practice."""
+"""Tiny checkpoints on disk, as a user's folder holds them, and the ways their weights get damaged.
+
+A 4-layer BERT and a word-level tokenizer that knows every word of the built-in toy task, so fine-tuning and
+evaluating one take about a second.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +34,10 @@ def tiny_tokenizer() -> BertTokenizer:
 
 
 def save_tiny_bert(path: Path, *, head: bool = True, seed: int = 0) -> Path:
-    """A randomly initialised 4-layer BERT (a 2-label classifier, or the bare encoder with `head=False`, like a
-    pre-trained checkpoint nobody fine-tuned) with its tokenizer, saved to `path`."""
+    """A randomly initialised 4-layer BERT with its tokenizer, saved to `path`.
+
+    A 2-label classifier, or with `head=False` the bare encoder, like a pre-trained checkpoint nobody fine-tuned.
+    """
     tokenizer = tiny_tokenizer()
     config = BertConfig(**{**ENCODER, "vocab_size": len(tokenizer)}, num_labels=2)
     torch.manual_seed(seed)

@@ -130,7 +130,7 @@ def load_model(
 
 @contextmanager
 def _no_progress_bars() -> Iterator[None]:
-    """transformers' bar per weights file loaded or written is noise for a local checkpoint; hub downloads keep theirs."""
+    """Hide transformers' bar per weights file loaded or written: noise for a local checkpoint."""
     was_shown = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()
     try:

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from run_cli import assert_one_line_error, layerdrop_in_process
-from bench_models import LAYERS, MAX_POSITIONS, layer_flops, models, pooler_flops  # noqa: F401  (models: a fixture)
+from bench_models import LAYERS, MAX_POSITIONS, layer_flops, pooler_flops, save_bench_models
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return save_bench_models(tmp_path_factory.mktemp("bench"))
 
 
 def bench_cli(capsys: pytest.CaptureFixture, *args: str | Path):
@@ -23,7 +28,7 @@ def test_json_and_csv_hold_every_cell_with_lengths_clamped(models: tuple[Path, P
     assert "meas./" in result.stdout  # the table
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["notes"] == [f"sequence length 100 clamped to {MAX_POSITIONS}, the position limit of {full}"]
-    for model, layers in zip(report["models"], (LAYERS, LAYERS // 2)):
+    for model, layers in zip(report["models"], (LAYERS, LAYERS // 2), strict=True):
         assert model["num_layers"] == layers
         assert [(c["batch_size"], c["seq_len"]) for c in model["cells"]] == [(1, 8), (1, MAX_POSITIONS), (2, 8), (2, MAX_POSITIONS)]
         for cell in model["cells"]:
@@ -31,7 +36,7 @@ def test_json_and_csv_hold_every_cell_with_lengths_clamped(models: tuple[Path, P
             assert cell["flops"] == layers * layer_flops(cell["batch_size"], cell["seq_len"]) + pooler_flops(cell["batch_size"])
     first, second = report["models"]
     assert all(cell["speedup"] == cell["ideal_speedup"] == 1 for cell in first["cells"])
-    for cell, base in zip(second["cells"], first["cells"]):
+    for cell, base in zip(second["cells"], first["cells"], strict=True):
         assert cell["ideal_speedup"] == pytest.approx(base["flops"] / cell["flops"])
         assert cell["speedup_vs_ideal"] == pytest.approx(cell["speedup"] / cell["ideal_speedup"])
     with (tmp_path / "r.csv").open() as handle:

@@ -109,8 +109,11 @@ def make_place(root: Path, materials: dict[str, Path]) -> Place:
 
 @dataclass(frozen=True)
 class Fault:
-    """One row: `breaks` the place, `args` then fail with `fragment`; `repairs` it (or `fixed_args` differ) and the
-    command succeeds, writing `outputs`."""
+    """One row of the table: what breaks, the command, what its error says, and the repair.
+
+    `breaks` the place, then `args` must fail with `fragment`; after `repairs` (or with `fixed_args`) the command
+    must succeed and write every output it names.
+    """
 
     command: str
     what: str
@@ -273,7 +276,7 @@ def test_fault(fault: Fault, tmp_path: Path, materials: dict[str, Path], capsys:
     fixed = place.fill(fault.fixed_args or fault.args or COMMANDS[fault.command])
     again = layerdrop_in_process(capsys, *fixed)
     assert again.returncode == 0, again.stderr
-    for flag, value in zip(fixed, fixed[1:]):
+    for flag, value in zip(fixed, fixed[1:], strict=False):
         if flag in OUTPUT_FLAGS_NAMES:
             assert Path(value).exists(), f"{flag} {value} was not written"
     assert not [p for p in place.root.rglob("*") if ".staging-" in p.name]
@@ -315,27 +318,25 @@ print(json.dumps(results))
 
 
 @pytest.fixture(scope="module")
-def locked(tmp_path_factory: pytest.TempPathFactory, materials: dict[str, Path]) -> dict[str, tuple[Place, list[str], object, dict]]:
+def locked(tmp_path_factory: pytest.TempPathFactory, materials: dict[str, Path]) -> dict[str, tuple[Place, list[str], subprocess.CompletedProcess, dict]]:
     """Every read-only row, run at once in one process without the rights that ignore file permissions."""
     prefix = unprivileged()
     rows = {}
-    for row_id, (command, flag, location) in zip(LOCKED_IDS, LOCKED_ROWS):
+    for row_id, (command, flag, location) in [*zip(LOCKED_IDS, LOCKED_ROWS, strict=True), ("demo-o", ("demo", "-o", "{root}/locked/demo"))]:
         place = make_place(tmp_path_factory.mktemp(row_id), materials)
         (place.root / "locked").mkdir()
         (place.root / "locked").chmod(0o555)
-        rows[row_id] = (place, place.fill(with_output(command, flag, location)), None, place.snapshot())
-    rows["demo-o"] = (place := make_place(tmp_path_factory.mktemp("demo"), materials), ["demo", "-o", f"{place.root}/locked/demo"], None, {})
-    (place.root / "locked").mkdir()
-    (place.root / "locked").chmod(0o555)
-    rows["demo-o"] = (*rows["demo-o"][:3], place.snapshot())
-    done = subprocess.run([*prefix, sys.executable, "-c", LOCKED_RUNNER, json.dumps([args for _, args, _, _ in rows.values()])],
+        args = place.fill(with_output(command, flag, location) if command in COMMANDS else ("demo", "-o", location))
+        rows[row_id] = (place, args, place.snapshot())
+    done = subprocess.run([*prefix, sys.executable, "-c", LOCKED_RUNNER, json.dumps([args for _, args, _ in rows.values()])],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout.strip().splitlines()[-1])
     return {row_id: (place, args, subprocess.CompletedProcess(args, **result), before)
-            for (row_id, (place, args, _, before)), result in zip(rows.items(), results)}
+            for (row_id, (place, args, before)), result in zip(rows.items(), results, strict=True)}
 
 
+@pytest.mark.slow  # the unprivileged process that runs every row takes ~10 s
 @pytest.mark.parametrize("row_id", LOCKED_IDS)
 def test_read_only_output_location(row_id: str, locked: dict, capsys: pytest.CaptureFixture) -> None:
     place, args, result, before = locked[row_id]
@@ -347,13 +348,15 @@ def test_read_only_output_location(row_id: str, locked: dict, capsys: pytest.Cap
     assert not [p for p in place.root.rglob("*") if ".staging-" in p.name]
 
 
-@pytest.mark.parametrize("where", ["parent-is-a-file", "read-only"])
-def test_demo_refuses_a_bad_output_before_any_work(where: str, tmp_path: Path, locked: dict, capsys: pytest.CaptureFixture,
+@pytest.mark.parametrize("where", ["parent-is-a-file", pytest.param("read-only", marks=pytest.mark.slow)])
+def test_demo_refuses_a_bad_output_before_any_work(where: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """Written to survive a rewrite of `demo`: whatever it trains, a bad --output fails first. (The corrected demo
-    trains a real model for minutes, so it is not run here; `make demo` runs it.)"""
+    """Whatever `demo` trains (it is to be rewritten), a bad --output fails before it starts.
+
+    The corrected demo trains a real model for minutes, so it is not run here; `make demo` runs it.
+    """
     if where == "read-only":
-        place, _, result, before = locked["demo-o"]
+        place, _, result, before = request.getfixturevalue("locked")["demo-o"]
         assert_clean_failure(result, f"no permission to write in '{place.root}/locked'")
         assert place.snapshot() == before
         return
@@ -393,8 +396,11 @@ def test_outputs_follow_the_umask(command: str, tmp_path: Path, materials: dict[
 
 @pytest.mark.slow
 def test_loading_training_evaluating_and_saving_print_no_library_chatter(tmp_path: Path) -> None:
-    """A base checkpoint gets a new head (transformers would print its load report); the run trains, evaluates
-    (pyarrow would warn about sorting) and saves (a bar per write). In a real process, as a user sees it."""
+    """In a real process, as a user sees it: only our own progress bars.
+
+    A base checkpoint gets a new head (transformers would print its load report); the run trains, evaluates
+    (pyarrow would warn about sorting) and saves (transformers would show a bar per file written).
+    """
     base = save_tiny_bert(tmp_path / "base", head=False)
     done = layerdrop("run", base, "--task", "toy-sentiment", *TINY_TRAINING, "-o", tmp_path / "out", "--result", tmp_path / "r.json")
     assert done.returncode == 0, done.stderr
@@ -427,11 +433,10 @@ SAVING, TRAINING = "layerdrop.checkpoint:model_card", "torch.optim:AdamW.step"  
 SIGNALLED = [
     # (command, where it is held when the signal comes, signal, exit code, message)
     ("drop", SAVING, signal.SIGINT, 130, "interrupted"),
-    ("drop", SAVING, signal.SIGTERM, 143, "terminated"),
+    ("run", SAVING, signal.SIGTERM, 143, "terminated"),
     ("run", TRAINING, signal.SIGINT, 130, "interrupted"),
-    ("run", SAVING, signal.SIGINT, 130, "interrupted"),
     ("sweep", TRAINING, signal.SIGINT, 130, "interrupted"),
-]
+]  # each row costs a fresh process; every command saves through the same staged(), so one of each signal per path
 
 
 def wait_for(condition: Callable[[], bool], process: subprocess.Popen, timeout: float = 180) -> None:
@@ -481,11 +486,9 @@ def test_a_signal_stops_the_command_promptly_and_leaves_nothing(command: str, he
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["drop", "run"])
-def test_staging_left_by_a_killed_save_is_removed_by_the_next_run(command: str, tmp_path: Path, materials: dict[str, Path],
-                                                                  capsys: pytest.CaptureFixture) -> None:
+def test_staging_left_by_a_killed_save_is_removed_by_the_next_run(tmp_path: Path, materials: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
     place, marker = make_place(tmp_path / "place", materials), tmp_path / "held"
-    args = place.fill(COMMANDS[command])
+    args = place.fill(COMMANDS["drop"])
     process = start_layerdrop(*args, prelude=pause_at(SAVING, marker))
     wait_for(marker.exists, process)
     process.kill()  # SIGKILL: no handler runs, the staging folder stays

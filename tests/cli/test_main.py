@@ -1,5 +1,8 @@
-"""The one error boundary (cli/__init__.py main): what a user can cause is one line and exit 2, an interrupt
-exit 130 or 143, a usage error click's one line; anything else is a bug and keeps its traceback."""
+"""The one error boundary, `main()` in cli/__init__.py.
+
+What a user can cause is one line and exit 2, an interrupt exit 130 or 143, a usage error click's one line;
+anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 

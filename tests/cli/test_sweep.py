@@ -1,5 +1,7 @@
-"""`layerdrop sweep` and `report` from the command line: a bad config is one line and runs nothing, --dry-run
-lists the grid, a report is written from a sweep database."""
+"""`layerdrop sweep` and `report` from the command line.
+
+A bad config is one line and runs nothing, --dry-run lists the grid, a report is written from a sweep database.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Greedy search (Sajjad et al. 2023, Section 5): remove the layer whose loss costs least, step by step; scores
-reused from the activations below each candidate equal those of the naive search and of the really dropped model."""
+"""Greedy search (Sajjad et al. 2023, Section 5): remove the layer whose loss costs least, step by step.
+
+Scores reused from the activations below each candidate equal those of the naive search and of the really
+dropped model.
+"""
 
 from __future__ import annotations
 
