@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +46,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "report": ("report", "{db}", "-o", "{out}", "--formats", "md"),
     "sweep": ("sweep", "{config}", "--db", "{database}"),
 }
-OUTPUT_FLAGS_NAMES = ("-o", "--output", "--result", "--json", "--csv", "--db")  # what a successful run must have written
+OUTPUT_OPTIONS = ("-o", "--output", "--result", "--json", "--csv", "--db")  # what a successful run must have written
 SST2_HEADER = "sentence\tlabel\n"
 SST2_ROWS = "the movie was good .\t1\nthe plot was dull .\t0\nthe cast is great .\t1\nthe ending was bad .\t0\n"
 
@@ -107,29 +107,30 @@ def make_place(root: Path, materials: dict[str, Path]) -> Place:
     return place
 
 
+def _nothing(place: Place) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class Fault:
     """One row of the table: what breaks, the command, what its error says, and the repair.
 
-    `breaks` the place, then `args` must fail with `fragment`; after `repairs` (or with `fixed_args`) the command
-    must succeed and write every output it names.
+    `breaks` the place, then `args` must fail with `fragment` (with `first`, before any model loads); after
+    `repairs` (or with `fixed_args`) the command must succeed and write every output it names.
     """
 
     command: str
     what: str
     breaks: Callable[[Place], None]
     fragment: str
-    repairs: Callable[[Place], None] = lambda place: None
+    repairs: Callable[[Place], None] = _nothing
     args: tuple[str, ...] | None = None  # default: COMMANDS[command]
     fixed_args: tuple[str, ...] | None = None  # default: the same args
+    first: bool = False  # found before any model loads or training starts (checked by making those fail)
 
     @property
     def id(self) -> str:
         return f"{self.command}-{self.what}"
-
-
-def _nothing(place: Place) -> None:
-    pass
 
 
 def _damage(how: str) -> Callable[[Place], None]:
@@ -199,15 +200,14 @@ FAULTS: list[Fault] = [
       for command in LOADS_A_MODEL for how in DAMAGE),
     # An output location whose parent is a file.
     *(Fault(command, f"{flag.strip('-')}-parent-is-a-file", _file_at("blocker"), "'{work}/blocker' is a file, not a directory",
-            repairs=_remove("blocker"), args=with_output(command, flag, "{work}/blocker/inside"),
-            fixed_args=with_output(command, flag, "{work}/blocker/inside"))
+            repairs=_remove("blocker"), args=with_output(command, flag, "{work}/blocker/inside"), first=True)
       for command, flag, _ in OUTPUT_FLAGS),
     # A file name that names a folder, and a folder name that names a file.
     *(Fault(command, f"{flag.strip('-')}-names-a-folder", _folder_at("taken"), "is a directory; give a file name",
-            repairs=_remove("taken"), args=with_output(command, flag, "{work}/taken"))
-      for command, flag, kind in OUTPUT_FLAGS if kind == "file" and command != "sweep"),
+            repairs=_remove("taken"), args=with_output(command, flag, "{work}/taken"), first=True)
+      for command, flag, kind in OUTPUT_FLAGS if kind == "file"),
     *(Fault(command, f"{flag.strip('-')}-names-a-file", _file_at("taken"), "exists and is not a directory",
-            repairs=_remove("taken"), args=with_output(command, flag, "{work}/taken"))
+            repairs=_remove("taken"), args=with_output(command, flag, "{work}/taken"), first=True)
       for command, flag, kind in OUTPUT_FLAGS if kind == "dir"),
     # An empty train or dev split.
     Fault("run", "empty-train-tsv", _empty_split("train"), "the train split of sst2 in", repairs=_refill_split("train"),
@@ -224,20 +224,21 @@ FAULTS: list[Fault] = [
           args=("drop", "{model}", "--strategy", "contribution", "-k", "1", *ON_GLUE, "-o", "{out}")),
     # Sweep configs that are checked before anything runs.
     Fault("sweep", "unknown-strategy", _config(strategies=["topp"]), "strategies[0]: unknown strategy 'topp' (did you mean 'top'?)",
-          repairs=_config()),
+          repairs=_config(), first=True),
     Fault("sweep", "strategy-option-typo", _config(strategy_options={"top": {"treshold": 0.9}}), "treshold does not go with strategy 'top'",
-          repairs=_config(strategy_options={"top": {"protect_last": True}})),
+          repairs=_config(strategy_options={"top": {"protect_last": True}}), first=True),
     Fault("sweep", "iterative-too-few-epochs", _config(regimes=["iterative"]), "needs at least 2 epochs, got 1",
-          repairs=_config(regimes=["iterative"], run={"max_train_samples": 8, "max_eval_samples": 8, "training": {"epochs": 2, "batch_size": 8, "max_length": 16}})),
-    Fault("sweep", "unknown-key", _config(sede=[1]), "config: unknown key 'sede' (did you mean 'seeds'?)", repairs=_config(seeds=[1])),
+          repairs=_config(regimes=["iterative"], run={"max_train_samples": 8, "max_eval_samples": 8, "training": {"epochs": 2, "batch_size": 8, "max_length": 16}}), first=True),
+    Fault("sweep", "unknown-key", _config(sede=[1]), "config: unknown key 'sede' (did you mean 'seeds'?)", repairs=_config(seeds=[1]), first=True),
     # Arguments that make no sense together, refused before any loading.
     Fault("drop", "no-k-or-layers", _nothing, "strategy 'top': --num-drop is required",
-          args=("drop", "{model}", "-o", "{out}"), fixed_args=("drop", "{model}", "-k", "1", "-o", "{out}")),
+          args=("drop", "{model}", "-o", "{out}"), fixed_args=("drop", "{model}", "-k", "1", "-o", "{out}"), first=True),
     Fault("drop", "layers-with-k", _nothing, "--layers already says which layers to drop; leave out --num-drop",
-          args=("drop", "{model}", "--layers", "1", "-k", "2", "-o", "{out}"), fixed_args=("drop", "{model}", "--layers", "1", "-o", "{out}")),
+          args=("drop", "{model}", "--layers", "1", "-k", "2", "-o", "{out}"), fixed_args=("drop", "{model}", "--layers", "1", "-o", "{out}"),
+          first=True),
     Fault("run", "unknown-strategy-before-loading", _nothing, "unknown strategy 'middle'",  # model and data do not even exist
           args=("run", "{work}/no-model", "--task", "sst2", "--data", "{work}/no-data", "--strategy", "middle", "-k", "1", "-o", "{out}"),
-          fixed_args=COMMANDS["run"]),
+          fixed_args=COMMANDS["run"], first=True),
     Fault("evaluate", "never-fine-tuned-head", _untrained_head, "has no trained", repairs=_trained_head),
 ]
 
@@ -254,20 +255,13 @@ def no_loading(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-CHECKED_BEFORE_WORK = ("parent-is-a-file", "names-a-folder", "names-a-file", "unknown-strategy", "no-k-or-layers", "layers-with-k",
-                       "strategy-option-typo", "iterative-too-few-epochs", "unknown-key")
-
-
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.id for f in FAULTS])
 def test_fault(fault: Fault, tmp_path: Path, materials: dict[str, Path], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     place = make_place(tmp_path, materials)
     fault.breaks(place)
     before = place.snapshot()
     args = place.fill(fault.args or COMMANDS[fault.command])
-    if any(fault.what.endswith(kind) for kind in CHECKED_BEFORE_WORK):
-        with no_loading(monkeypatch):
-            result = layerdrop_in_process(capsys, *args)
-    else:
+    with no_loading(monkeypatch) if fault.first else nullcontext():
         result = layerdrop_in_process(capsys, *args)
     assert_clean_failure(result, fault.fragment.format(**place.values()))
     assert place.snapshot() == before, "the failed command changed or left something"
@@ -277,7 +271,7 @@ def test_fault(fault: Fault, tmp_path: Path, materials: dict[str, Path], capsys:
     again = layerdrop_in_process(capsys, *fixed)
     assert again.returncode == 0, again.stderr
     for flag, value in zip(fixed, fixed[1:], strict=False):
-        if flag in OUTPUT_FLAGS_NAMES:
+        if flag in OUTPUT_OPTIONS:
             assert Path(value).exists(), f"{flag} {value} was not written"
     assert not [p for p in place.root.rglob("*") if ".staging-" in p.name]
 
