@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli import layerdrop_in_process
+from run_cli import layerdrop_in_process
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -113,21 +115,29 @@ def load_model(
     architecture_for(config)  # unsupported architectures fail before the weights load
     check_weights(name)
     cls = model_class(config, head)
-    was_shown = transformers.utils.logging.is_progress_bar_enabled()
-    transformers.utils.logging.disable_progress_bar()  # a bar per load is noise; hub downloads keep theirs
     try:
-        model, info = cls.from_pretrained(
-            resolve_source(name), config=config, ignore_mismatched_sizes=num_labels is not None, output_loading_info=True, **kwargs
-        )
+        with _no_progress_bars():
+            model, info = cls.from_pretrained(
+                resolve_source(name), config=config, ignore_mismatched_sizes=num_labels is not None, output_loading_info=True, **kwargs
+            )
     except (OSError, ValueError, SafetensorError) as err:
         raise LayerDropError(f"cannot load model {name!r} with head {head or cls.__name__}: {_first_line(err)}") from None
-    finally:
-        if was_shown:
-            transformers.utils.logging.enable_progress_bar()
     if trained_head and (missing := [key for key in info["missing_keys"] if not key.startswith(model.base_model_prefix)]):
         raise LayerDropError(f"{name!r} has no trained {cls.__name__} head ({', '.join(sorted(missing)[:2])} would be random); fine-tune it first")
     model.name_or_path = name
     return model
+
+
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Hide transformers' bar per weights file loaded or written: noise for a local checkpoint."""
+    was_shown = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_shown:
+            transformers.utils.logging.enable_progress_bar()
 
 
 def load_tokenizer(name: str) -> Any | None:
@@ -143,7 +153,7 @@ def save_model(model: PreTrainedModel, output: str | Path, tokenizer: Any | None
 
     The result loads with `AutoModel….from_pretrained(output)` without layerdrop installed.
     """
-    with staged(output, "dir", overwrite, what="--output") as staging:
+    with staged(output, "dir", overwrite, what="--output") as staging, _no_progress_bars():
         model.save_pretrained(staging, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)

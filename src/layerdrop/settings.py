@@ -96,9 +96,13 @@ class RunConfig(Settings):
 
     @property
     def num_drop(self) -> int:
-        """How many layers the run drops (0 for the full model)."""
-        options = self.strategy_options
-        return int(options.get("num_drop") or len(options.get("layers") or ()))
+        """How many layers the run drops (0 for the full model); `layers` counted once parsed ("1-2" is two)."""
+        if self.strategy == FULL_MODEL:
+            return 0
+        from layerdrop.strategies import get_strategy
+
+        options = get_strategy(self.strategy).parse(self.strategy_options)
+        return int(options.num_drop or len(getattr(options, "layers", None) or ()))
 
 
 class CalibrationData(Settings):

@@ -28,9 +28,10 @@ def demo(
     from rich.table import Table
 
     from layerdrop.experiment import run_experiment
-    from layerdrop.outputs import write_json
+    from layerdrop.outputs import check_output, write_json
     from layerdrop.settings import RunConfig, TrainConfig
 
+    check_output(output, "dir", overwrite=True, what="--output")  # before minutes of training, not after
     results = []
     for strategy, k in VARIANTS:
         typer.echo(f"== {strategy} (K={k})", err=True)

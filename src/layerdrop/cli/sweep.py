@@ -25,6 +25,7 @@ def sweep(
     from rich.table import Table
 
     from layerdrop.errors import LayerDropError
+    from layerdrop.outputs import check_output
     from layerdrop.sweep import describe_run, expand_grid, finished_keys, identity, load_sweep, open_db, run_key, run_sweep
 
     settings = load_sweep(config)
@@ -42,6 +43,7 @@ def sweep(
         Console().print(table)
         typer.echo(f"{len(specs)} runs, {sum(run_key(s) in done for s in specs)} already in {db}")
         return
+    check_output(db, "file", overwrite=True, what="--db")  # results are added to it, so it may exist
     outcome = run_sweep(specs, db, workers=workers or settings.workers)
     typer.echo(f"{outcome.total} runs: {outcome.skipped} were already in {db}, {outcome.finished} finished now, "
                f"{len(outcome.failures)} failed")
