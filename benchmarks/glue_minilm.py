@@ -16,7 +16,8 @@ from pathlib import Path
 
 from layerdrop.experiment import run_experiment
 from layerdrop.outputs import write_json
-from layerdrop.settings import RunConfig, TrainConfig
+from layerdrop.experiment import RunConfig
+from layerdrop.settings import TrainConfig
 
 RUNS = {
     "stsb": dict(max_train_samples=None, training=dict(epochs=3)),

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from layerdrop.errors import LayerDropError
 from layerdrop.experiment import run_experiment
-from layerdrop.settings import RunConfig, TrainConfig, describe_error
+from layerdrop.experiment import RunConfig
+from layerdrop.settings import TrainConfig, describe_error
 
 FAST = dict(epochs=1, batch_size=16, max_length=32, learning_rate=1e-3)
 

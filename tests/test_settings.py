@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from layerdrop.errors import LayerDropError
-from layerdrop.settings import BenchSettings, CalibrationData, RunConfig, TrainConfig, describe_error, flag, named, naming
+from layerdrop.experiment import RunConfig
+from layerdrop.settings import BenchSettings, CalibrationData, TrainConfig, describe_error, flag, named, naming
 
 
 def error_of(schema: type, **values: object) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from layerdrop.errors import LayerDropError
-from layerdrop.settings import FULL_MODEL
+from layerdrop.experiment import FULL_MODEL
 from layerdrop.outputs import staged
 from layerdrop.sweep import IDENTITY, read_results
 

@@ -22,8 +22,6 @@ class Settings(BaseModel):
 
 
 MixedPrecision = Literal["auto", "no", "fp16", "bf16"]
-Regime = Literal["pretrained", "finetuned", "task-specific", "iterative"]
-FULL_MODEL = "none"  # the strategy name of the undropped baseline
 
 
 class TrainConfig(Settings):
@@ -42,67 +40,6 @@ class TrainConfig(Settings):
     seed: int = Field(42, description="random seed (head initialisation, shuffling, dropout)")
     group_by_length: bool = Field(True, description="batch examples of similar length together")
     mixed_precision: MixedPrecision = Field("auto", description="auto (bf16 or fp16 on GPU, none on CPU), no, fp16, bf16")
-
-
-class RunConfig(Settings):
-    """Everything that decides a run's numbers (where its outputs go is not part of it)."""
-
-    model: str = Field(..., description="Hugging Face hub name, local checkpoint directory, or bundled:NAME")
-    task: str = Field(..., description="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli or toy-sentiment", json_schema_extra={"flags": ["-t"]})
-    strategy: str = Field(FULL_MODEL, description="layer-selection strategy, or none for the full model; see `layerdrop strategies`")
-    strategy_options: dict[str, Any] = Field({}, description="the strategy's own options: num_drop, threshold, layers, …")
-    regime: Regime = Field(
-        "pretrained",
-        description="pretrained (drop, then fine-tune), finetuned (fine-tune, drop, fine-tune again), task-specific, iterative",
-    )
-    iterative_every: int = Field(2, ge=1, description="iterative regime: drop one layer every N epochs")
-    model_is_finetuned: bool = Field(False, description="finetuned regime: MODEL is already fine-tuned on the task")
-    data: str | None = Field(None, description="local GLUE folder (GLUE TSVs or hub parquet files); default: the Hugging Face hub")
-    train_from_dev: float | None = Field(
-        None, gt=0, lt=1, description="train on this fraction of the dev set (deterministic split) when there is no train split"
-    )
-    max_train_samples: int | None = Field(None, ge=1, description="train on a fixed random subsample of this many examples")
-    max_eval_samples: int | None = Field(None, ge=1, description="evaluate on the first N dev examples only")
-    training: TrainConfig = Field(default_factory=TrainConfig, description="fine-tuning settings")
-
-    @field_validator("task")
-    @classmethod
-    def _known_task(cls, name: str) -> str:
-        from layerdrop.glue.tasks import get_task
-
-        return get_task(name).name
-
-    @model_validator(mode="after")
-    def _consistent(self) -> RunConfig:
-        if self.strategy == FULL_MODEL:
-            if self.strategy_options:
-                raise ValueError("strategy 'none' (the full model) drops no layers; give a strategy with its options")
-            return self
-        from layerdrop.strategies import get_strategy
-
-        strategy = get_strategy(self.strategy)
-        options = strategy.parse(self.strategy_options)
-        if self.regime == "iterative":
-            if strategy.needs != "position" or strategy.name == "explicit":
-                raise ValueError("iterative dropping takes a positional strategy (top, bottom, symmetric, …)")
-            if self.training.epochs < self.iterative_every * options.num_drop:
-                raise ValueError(
-                    f"iterative dropping of {options.num_drop} layers every {self.iterative_every} epochs needs at least "
-                    f"{self.iterative_every * options.num_drop} epochs, got {self.training.epochs}"
-                )
-        if strategy.judges_outputs and self.regime == "pretrained":
-            raise ValueError(f"strategy {strategy.name!r} needs a fine-tuned model: use --regime finetuned")
-        return self
-
-    @property
-    def num_drop(self) -> int:
-        """How many layers the run drops (0 for the full model); `layers` counted once parsed ("1-2" is two)."""
-        if self.strategy == FULL_MODEL:
-            return 0
-        from layerdrop.strategies import get_strategy
-
-        options = get_strategy(self.strategy).parse(self.strategy_options)
-        return int(options.num_drop or len(getattr(options, "layers", None) or ()))
 
 
 class CalibrationData(Settings):

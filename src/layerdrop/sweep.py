@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from layerdrop.errors import LayerDropError
-from layerdrop.settings import FULL_MODEL, Regime, RunConfig
+from layerdrop.experiment import FULL_MODEL, Regime, RunConfig
 from layerdrop.settings import describe_error, naming
 
 Spec = dict[str, Any]  # a RunConfig as a plain dict: what crosses process boundaries and is stored

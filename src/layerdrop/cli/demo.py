@@ -29,7 +29,8 @@ def demo(
 
     from layerdrop.experiment import run_experiment
     from layerdrop.outputs import check_output, write_json
-    from layerdrop.settings import RunConfig, TrainConfig
+    from layerdrop.experiment import RunConfig
+    from layerdrop.settings import TrainConfig
 
     check_output(output, "dir", overwrite=True, what="--output")  # before minutes of training, not after
     results = []

@@ -10,7 +10,8 @@ import typer
 
 from layerdrop.cli import app
 from layerdrop.cli.options import ModelArg, Overwrite, ResultFile, settings_options
-from layerdrop.settings import LmEvalConfig, RunConfig, TrainConfig
+from layerdrop.experiment import RunConfig
+from layerdrop.settings import LmEvalConfig, TrainConfig
 from layerdrop.strategies import STRATEGIES
 
 SavedModel = Annotated[Optional[Path], typer.Option("--output", "-o", help="save the final model here")]
