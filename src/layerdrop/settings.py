@@ -44,6 +44,30 @@ class TrainConfig(Settings):
     mixed_precision: MixedPrecision = Field("auto", description="auto (bf16 or fp16 on GPU, none on CPU), no, fp16, bf16")
 
 
+class ExecutionSettings(Settings):
+    """Where and how a sweep's runs execute (see `layerdrop.engines`); the CLI's flags override the config's keys."""
+
+    engine: str = Field("local", description="local (this machine) or ray (a Ray cluster; pip install 'layerdrop[ray]')")
+    address: str | None = Field(None, description="ray: the cluster to join, auto or HOST:PORT (default: start Ray on this machine)")
+    workers: int = Field(1, gt=0, description="local: parallel runs, one GPU each when there are several")
+    retries: int = Field(1, ge=0, description="ray: restarts of a run whose worker or node dies (a run that raises is retried on resume)")
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        from layerdrop.engines import ENGINES
+
+        if name not in ENGINES:
+            raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+        return name
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> ExecutionSettings:
+        if self.address is not None and self.engine != "ray":
+            raise ValueError(f"{named('address')} is for {named('engine')} ray")
+        return self
+
+
 class RunConfig(Settings):
     """Everything that decides a run's numbers (where its outputs go is not part of it)."""
 
