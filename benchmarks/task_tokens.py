@@ -42,11 +42,20 @@ def main() -> None:
         dataset = load_split(task, split, data)
         encoded = tokenizer(*(list(dataset[c]) for c in task.text_columns), truncation=True, max_length=MAX_LENGTH)
         lengths = np.array([len(ids) for ids in encoded["input_ids"]])
-        found[name] = {"split": split, "examples": len(lengths), "mean_tokens": round(float(lengths.mean()), 1),
-                       "truncated_share": round(float((lengths >= MAX_LENGTH).mean()), 4)}
+        found[name] = {
+            "split": split,
+            "examples": len(lengths),
+            "mean_tokens": round(float(lengths.mean()), 1),
+            "truncated_share": round(float((lengths >= MAX_LENGTH).mean()), 4),
+        }
         print(name, found[name], flush=True)
-    args.output.write_text(json.dumps({"tokenizer": "bert-base-uncased WordPiece (all-MiniLM-L6-v2)",
-                                       "max_length": MAX_LENGTH, "tasks": found}, indent=2) + "\n")
+    args.output.write_text(
+        json.dumps(
+            {"tokenizer": "bert-base-uncased WordPiece (all-MiniLM-L6-v2)", "max_length": MAX_LENGTH, "tasks": found},
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

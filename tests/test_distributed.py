@@ -1,4 +1,4 @@
-"""Data-parallel training: N processes under `accelerate launch` give what one process gives with the same global batch."""
+"""Data-parallel training: N processes under `accelerate launch` train as one does with the same global batch."""
 
 from __future__ import annotations
 
@@ -26,10 +26,34 @@ from layerdrop.training import ShardedBatches
 SRC = Path(layerdrop.__file__).resolve().parents[1]
 # 69 examples in global batches of 16: four full batches and a last one of 5, split 3 + 2, which
 # accelerate's default sharding would even out by repeating examples.
-RUN = dict(task="toy-sentiment", strategy="top", strategy_options={"num_drop": 1}, max_train_samples=69, max_eval_samples=40,
-           training=dict(epochs=2, batch_size=16, max_length=32, learning_rate=1e-3))
-FLAGS = ["--task", "toy-sentiment", "--strategy", "top", "--num-drop", "1", "--max-train-samples", "69", "--max-eval-samples", "40",
-         "--epochs", "2", "--batch-size", "16", "--max-length", "32", "--lr", "1e-3"]
+RUN = dict(
+    task="toy-sentiment",
+    strategy="top",
+    strategy_options={"num_drop": 1},
+    max_train_samples=69,
+    max_eval_samples=40,
+    training=dict(epochs=2, batch_size=16, max_length=32, learning_rate=1e-3),
+)
+FLAGS = [
+    "--task",
+    "toy-sentiment",
+    "--strategy",
+    "top",
+    "--num-drop",
+    "1",
+    "--max-train-samples",
+    "69",
+    "--max-eval-samples",
+    "40",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--max-length",
+    "32",
+    "--lr",
+    "1e-3",
+]
 
 # `layerdrop run` as `python -m layerdrop` runs it, with two probes: every training forward logs the
 # token ids of its examples, and every staged write logs its path; each process writes its own log.
@@ -45,7 +69,8 @@ PROBED_CLI = textwrap.dedent(
         def forward(module, args, inputs):
             if module.training:
                 rows = zip(inputs["input_ids"].tolist(), inputs["attention_mask"].tolist())
-                log.write(json.dumps({"batch": [[t for t, keep in zip(ids, mask) if keep] for ids, mask in rows]}) + "\\n")
+                batch = [[token for token, keep in zip(ids, mask) if keep] for ids, mask in rows]
+                log.write(json.dumps({"batch": batch}) + "\\n")
         handle = model.register_forward_pre_hook(forward, with_kwargs=True)
         try:
             return finetune(model, *args, **kwargs)
@@ -68,8 +93,15 @@ PROBED_CLI = textwrap.dedent(
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
     """A 4-layer BERT with MiniLM's real tokenizer and no dropout, so processes differ only in summation order."""
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                        intermediate_size=37, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=37,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("models") / "tiny-bert"
     BertForSequenceClassification(config).save_pretrained(folder)
@@ -77,21 +109,30 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path
     return folder
 
 
-@pytest.mark.parametrize(("examples", "batch_size", "processes"), [(69, 16, 2), (64, 16, 2), (33, 16, 2), (10, 4, 3), (9, 4, 3)])
+@pytest.mark.parametrize(
+    ("examples", "batch_size", "processes"), [(69, 16, 2), (64, 16, 2), (33, 16, 2), (10, 4, 3), (9, 4, 3)]
+)
 def test_sharded_batches_split_each_global_batch_once(examples: int, batch_size: int, processes: int) -> None:
-    shards = [ShardedBatches(SequentialSampler(range(examples)), batch_size, processes, index) for index in range(processes)]
+    shards = [
+        ShardedBatches(SequentialSampler(range(examples)), batch_size, processes, index) for index in range(processes)
+    ]
     globals_ = [list(range(start, min(start + batch_size, examples))) for start in range(0, examples, batch_size)]
     assert all(len(shard) == len(globals_) for shard in shards)  # the same number of steps on every process
     for step, batch in enumerate(globals_):
         shares = [list(shard)[step] for shard in shards]
         weights = [shard.weights()[step] for shard in shards]
-        trained = [share for share, weight in zip(shares, weights) if weight > 0]
+        trained = [share for share, weight in zip(shares, weights, strict=True) if weight > 0]
         assert sorted(i for share in trained for i in share) == batch  # every example once, nothing repeated
         assert max(map(len, trained)) - min(map(len, trained)) <= 1
         # The all-reduce averages the processes' gradients of weight × (mean loss of their share): each
         # example's gradient must then count 1 / batch size, as in one process.
-        assert all(weight / (processes * len(share)) == pytest.approx(1 / len(batch)) for share, weight in zip(shares, weights) if weight > 0)
-        assert all(len(share) == 1 for share, weight in zip(shares, weights) if weight == 0)  # a stand-in, weighted 0
+        assert all(
+            weight / (processes * len(share)) == pytest.approx(1 / len(batch))
+            for share, weight in zip(shares, weights, strict=True)
+            if weight > 0
+        )
+        stand_ins = [share for share, weight in zip(shares, weights, strict=True) if weight == 0]
+        assert all(len(share) == 1 for share in stand_ins)  # one example, weighted 0
     assert ShardedBatches(SequentialSampler(range(9)), 4, 3, 2).weights() == [1 * 3 / 4, 1 * 3 / 4, 0.0]
 
 
@@ -109,11 +150,37 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tiny_dir: Path,
     probes.mkdir()
     (tmp_path / "probed_cli.py").write_text(PROBED_CLI)
     # accelerate's --cpu starts one process; --multi_gpu with ACCELERATE_USE_CPU=1 starts two that train on CPUs (gloo).
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-              str(tmp_path / "probed_cli.py"), "run", str(tiny_dir), *FLAGS,
-              "--result", str(tmp_path / "two.json"), "--output", str(tmp_path / "two")]
-    env = {**os.environ, "PYTHONPATH": str(SRC), "PROBE_DIR": str(probes), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        str(tmp_path / "probed_cli.py"),
+        "run",
+        str(tiny_dir),
+        *FLAGS,
+        "--result",
+        str(tmp_path / "two.json"),
+        "--output",
+        str(tmp_path / "two"),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(SRC),
+        "PROBE_DIR": str(probes),
+        "OMP_NUM_THREADS": "1",
+        "ACCELERATE_USE_CPU": "1",
+    }
     done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "two.json").read_text())
@@ -127,18 +194,26 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tiny_dir: Path,
     assert one.keys() == two.keys()
     drift = max((one[name] - two[name]).abs().max().item() for name in one)
     assert drift < 1e-5, drift  # float32 summation order only (measured: 1.7e-7)
-    print(f"2 processes vs 1: max weight difference {drift:.2e}, final loss {result['train_loss']['final']:.6f} "
-          f"vs {reference['train_loss']['final']:.6f}, metrics {result['metrics']} vs {reference['metrics']}")
+    print(
+        f"2 processes vs 1: max weight difference {drift:.2e}, final loss {result['train_loss']['final']:.6f} "
+        f"vs {reference['train_loss']['final']:.6f}, metrics {result['metrics']} vs {reference['metrics']}"
+    )
 
     # Each epoch, the two processes together trained on every example exactly once.
-    logs = {rank: [json.loads(line) for line in (probes / f"rank{rank}.jsonl").read_text().splitlines()] for rank in (0, 1)}
+    logs = {
+        rank: [json.loads(line) for line in (probes / f"rank{rank}.jsonl").read_text().splitlines()] for rank in (0, 1)
+    }
     batches = {rank: [entry["batch"] for entry in log if "batch" in entry] for rank, log in logs.items()}
     assert len(batches[0]) == len(batches[1]) == 2 * 5
     tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
     train, _, _ = train_and_dev(get_task("toy-sentiment"), None, max_train_samples=69)
-    expected = Counter(tuple(ids) for ids in tokenizer(list(train["sentence"]), truncation=True, max_length=32)["input_ids"])
+    expected = Counter(
+        tuple(ids) for ids in tokenizer(list(train["sentence"]), truncation=True, max_length=32)["input_ids"]
+    )
     for epoch in range(2):
-        seen = Counter(tuple(ids) for rank in (0, 1) for batch in batches[rank][epoch * 5:(epoch + 1) * 5] for ids in batch)
+        seen = Counter(
+            tuple(ids) for rank in (0, 1) for batch in batches[rank][epoch * 5 : (epoch + 1) * 5] for ids in batch
+        )
         assert seen == expected
 
     # The result and the model were written once, by the main process.

@@ -28,7 +28,13 @@ from layerdrop.sweep_progress import SweepProgress
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-GRID = {"models": ["bert-base-uncased"], "strategies": ["top"], "num_drop": [1, 2, 3], "tasks": ["rte", "sst2"], "seeds": [1]}
+GRID = {
+    "models": ["bert-base-uncased"],
+    "strategies": ["top"],
+    "num_drop": [1, 2, 3],
+    "tasks": ["rte", "sst2"],
+    "seeds": [1],
+}
 SRC = Path(layerdrop.__file__).resolve().parents[1]
 
 # The sweep driver in a process of its own. Its runner is defined here, in __main__, so Ray ships
@@ -61,14 +67,35 @@ DRIVER = textwrap.dedent(
 )
 
 
-def _driver(tmp_path: Path, db: Path, engine: str, address: str = "", retries: int = 1, seconds: float = 0.0,
-            block_ray: bool = False) -> subprocess.Popen:
+def _driver(
+    tmp_path: Path,
+    db: Path,
+    engine: str,
+    address: str = "",
+    retries: int = 1,
+    seconds: float = 0.0,
+    block_ray: bool = False,
+) -> subprocess.Popen:
     script, specs = tmp_path / "driver.py", tmp_path / "specs.json"
     script.write_text(("import sys; sys.modules['ray'] = None\n" if block_ray else "") + DRIVER)
     specs.write_text(json.dumps(expand_grid(parse_sweep(GRID))))
-    return subprocess.Popen([sys.executable, str(script), str(db), str(specs), engine, address, str(retries),
-                             str(tmp_path / "runs.log"), str(seconds)], env={**os.environ, "PYTHONPATH": str(SRC)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            str(db),
+            str(specs),
+            engine,
+            address,
+            str(retries),
+            str(tmp_path / "runs.log"),
+            str(seconds),
+        ],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _starts(tmp_path: Path) -> list[tuple[str, int]]:
@@ -94,7 +121,9 @@ def test_execution_settings_are_checked() -> None:
         ExecutionSettings(address="auto")
     config = parse_sweep({**GRID, "engine": "ray", "address": "10.0.0.1:6379", "retries": 0})
     assert config.execution() == ExecutionSettings(engine="ray", address="10.0.0.1:6379", retries=0)
-    assert config.execution(engine="local", workers=2) == ExecutionSettings(workers=2, retries=0)  # the address went with ray
+    assert config.execution(engine="local", workers=2) == ExecutionSettings(
+        workers=2, retries=0
+    )  # the address went with ray
     with pytest.raises(LayerDropError, match="^config: engine: unknown engine 'rya'"):
         parse_sweep({**GRID, "engine": "rya"})
 
@@ -107,8 +136,20 @@ def test_local_engine_needs_no_ray_and_ray_without_it_is_one_line(tmp_path: Path
 
     config = tmp_path / "grid.yaml"
     config.write_text(json.dumps(GRID))
-    done = subprocess.run([sys.executable, "-c", "import sys; sys.modules['ray'] = None\nfrom layerdrop.cli import main; main()",
-                           "sweep", str(config), "--engine", "ray"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['ray'] = None\nfrom layerdrop.cli import main; main()",
+            "sweep",
+            str(config),
+            "--engine",
+            "ray",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.splitlines() == ["error: --engine ray needs ray: pip install 'layerdrop[ray]'"]
     assert not (tmp_path / "grid.sqlite").exists()
@@ -129,9 +170,13 @@ def test_failures_are_recorded_with_their_error_and_retried(tmp_path: Path) -> N
         assert len(outcome.failures) == len(broken) == 2
         assert failure_counts(sqlite3.connect(db)) == {key: (attempt, "cannot drop 3 of 2 layers") for key in broken}
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT run_key, attempt, error, detail, spec FROM failures ORDER BY run_key, attempt").fetchall()
+        rows = conn.execute(
+            "SELECT run_key, attempt, error, detail, spec FROM failures ORDER BY run_key, attempt"
+        ).fetchall()
     assert [(key, attempt) for key, attempt, *_ in rows] == [(key, n) for key in sorted(broken) for n in (1, 2)]
-    assert all("Traceback" in detail and "LayerDropError: cannot drop 3 of 2 layers" in detail for *_, detail, _ in rows)
+    assert all(
+        "Traceback" in detail and "LayerDropError: cannot drop 3 of 2 layers" in detail for *_, detail, _ in rows
+    )
     assert {run_key(json.loads(spec)) for *_, spec in rows} == broken
 
     outcome = run_sweep(specs, db, runner=_ok)
@@ -142,9 +187,15 @@ def test_failures_are_recorded_with_their_error_and_retried(tmp_path: Path) -> N
 
 def test_a_run_starts_only_after_the_runs_it_needs(tmp_path: Path) -> None:
     specs = expand_grid(parse_sweep(GRID))
-    teacher = {task: next(s for s in specs if s["task"] == task and identity(s)["strategy"] == "none") for task in ("rte", "sst2")}
+    teacher = {
+        task: next(s for s in specs if s["task"] == task and identity(s)["strategy"] == "none")
+        for task in ("rte", "sst2")
+    }
     teacher_sst2 = run_key(teacher["sst2"])
-    jobs = [Job(run_key(s), s, needs=() if s in teacher.values() else (run_key(teacher[s["task"]]),)) for s in reversed(specs)]
+    jobs = [
+        Job(run_key(s), s, needs=() if s in teacher.values() else (run_key(teacher[s["task"]]),))
+        for s in reversed(specs)
+    ]
     started: list[str] = []
 
     def runner(spec: dict) -> dict:
@@ -158,9 +209,12 @@ def test_a_run_starts_only_after_the_runs_it_needs(tmp_path: Path) -> None:
     assert started.index(run_key(teacher["rte"])) < min(started.index(key) for key in rte_students)
     sst2_students = [job.spec for job in jobs if job.needs == (run_key(teacher["sst2"]),)]
     assert not set(map(run_key, sst2_students)) & set(started)  # never handed to the engine
-    assert sorted(map(run_key, (spec for spec, _ in outcome.failures))) == sorted(map(run_key, [teacher["sst2"], *sst2_students]))
+    assert sorted(map(run_key, (spec for spec, _ in outcome.failures))) == sorted(
+        map(run_key, [teacher["sst2"], *sst2_students])
+    )
     assert {message for spec, message in outcome.failures if spec is not teacher["sst2"]} == {
-        "the run it needs failed (bert-base-uncased sst2 none K=0 seed=1 pretrained)"}
+        "the run it needs failed (bert-base-uncased sst2 none K=0 seed=1 pretrained)"
+    }
 
     started.clear()
     teacher["sst2"] = None  # it succeeds this time
@@ -181,15 +235,22 @@ def test_progress_counts_and_time_left_when_not_a_terminal() -> None:
         progress.run_failed("run b", "out of memory", running=2)
     text = lines.export_text().splitlines()
     # 2 runs ended in 60 s, so the 4 still to go take about 120 s more.
-    assert text == ["[5/10] done run a: score 0.7500 (running 2, failed 0, about 0:02:30 left)",
-                    "[6/10] failed run b: out of memory (running 2, failed 1, about 0:02:00 left)"]
+    assert text == [
+        "[5/10] done run a: score 0.7500 (running 2, failed 0, about 0:02:30 left)",
+        "[6/10] failed run b: out of memory (running 2, failed 1, about 0:02:00 left)",
+    ]
 
 
 def test_ray_task_options() -> None:
     pytest.importorskip("ray")
     from layerdrop.engines.ray import task_options
 
-    assert task_options({"CPU": 32.0, "GPU": 4.0}, retries=1) == {"num_gpus": 1, "max_calls": 1, "max_retries": 1, "retry_exceptions": False}
+    assert task_options({"CPU": 32.0, "GPU": 4.0}, retries=1) == {
+        "num_gpus": 1,
+        "max_calls": 1,
+        "max_retries": 1,
+        "retry_exceptions": False,
+    }
     assert task_options({"CPU": 2.0}, retries=0) == {"num_cpus": 1, "max_retries": 0, "retry_exceptions": False}
 
 
@@ -207,8 +268,14 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     ray = pytest.importorskip("ray")
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(SRC), *([path] if path else [])])  # for the workers Ray starts
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("ray")),
-             object_store_memory=80 * 2**20, log_to_driver=False, configure_logging=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+        object_store_memory=80 * 2**20,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -247,9 +314,30 @@ def test_ray_sweep_survives_a_killed_worker_and_driver(tmp_path: Path, ray_clust
 
     results = _results(db)
     assert sorted(results) == sorted(run_key(spec) for spec in specs)  # every run, each once (the key is unique)
-    assert {key: {k: v for k, v in r.items() if k != "pid"} for key, r in results.items()} == \
-           {key: {k: v for k, v in r.items() if k != "pid"} for key, r in expected.items()}
+    assert {key: {k: v for k, v in r.items() if k != "pid"} for key, r in results.items()} == {
+        key: {k: v for k, v in r.items() if k != "pid"} for key, r in expected.items()
+    }
     assert all(r["pid"] != resumed.pid for r in results.values())  # they ran in Ray's workers, not the driver
     assert partial.items() <= results.items()  # runs finished before the kill were kept, not rerun
-    print(f"kill-resume: {len(partial)} runs before the driver was killed; worker death recorded as: "
-          f"{failure_counts(sqlite3.connect(db))[victim_key][1]}")
+    print(
+        f"kill-resume: {len(partial)} runs before the driver was killed; worker death recorded as: "
+        f"{failure_counts(sqlite3.connect(db))[victim_key][1]}"
+    )
+
+
+def test_dry_run_marks_failed_runs_to_retry(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from cli import layerdrop_in_process
+
+    config, db = tmp_path / "grid.yaml", tmp_path / "grid.sqlite"
+    config.write_text(json.dumps(GRID))
+    specs = expand_grid(parse_sweep(GRID))
+
+    def runner(spec: dict) -> dict:
+        if identity(spec)["num_drop"] == 3:
+            raise LayerDropError("cannot drop 3")
+        return _ok(spec)
+
+    run_sweep(specs, db, runner=runner, console=Console(file=open(os.devnull, "w")))
+    done = layerdrop_in_process(capsys, "sweep", str(config), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert f"8 runs, 6 already in {db}, 2 failed before (they run again)" in done.stdout.splitlines()

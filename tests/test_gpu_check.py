@@ -19,13 +19,19 @@ SRC = Path(layerdrop.__file__).resolve().parents[1]
 
 
 def _check(work: Path, **env: str) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "GPU_CHECK_DEVICE": "cpu",
-                "PYTHON": sys.executable, **env}
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": str(SRC),
+        "OMP_NUM_THREADS": "1",
+        "GPU_CHECK_DEVICE": "cpu",
+        "PYTHON": sys.executable,
+        **env,
+    }
     return subprocess.run(["bash", str(SCRIPT), str(work)], env=full_env, capture_output=True, text=True, timeout=600)
 
 
 def _parts(stdout: str) -> dict[str, tuple[str, str]]:
-    """part -> (PASS/FAIL/SKIP, message), from the lines the script prints."""
+    """Each part's (PASS/FAIL/SKIP, message), from the lines the script prints."""
     found = {}
     for line in stdout.splitlines():
         status, _, rest = line.partition(" ")
@@ -39,8 +45,15 @@ def _parts(stdout: str) -> dict[str, tuple[str, str]]:
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
     """A 4-layer BERT with MiniLM's tokenizer and no dropout: it memorises 32 sentences in seconds."""
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                        intermediate_size=37, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=37,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("models") / "tiny-bert"
     BertForSequenceClassification(config).save_pretrained(folder)
@@ -54,8 +67,12 @@ def test_cpu_parts_pass_and_write_their_outputs(tmp_path: Path, tiny_dir: Path) 
     assert done.returncode == 0, done.stdout + done.stderr
     parts = _parts(done.stdout)
     assert {part: status for part, (status, _) in parts.items()} == {
-        "finetune-bf16": "PASS", "finetune-fp16": "PASS", "bench": "PASS", "two-process": "PASS",
-        "perplexity": "SKIP" if parts["perplexity"][1] == "this layerdrop has no perplexity command yet" else "PASS"}
+        "finetune-bf16": "PASS",
+        "finetune-fp16": "PASS",
+        "bench": "PASS",
+        "two-process": "PASS",
+        "perplexity": "SKIP" if parts["perplexity"][1] == "this layerdrop has no perplexity command yet" else "PASS",
+    }
     for name in ("finetune-bf16", "finetune-fp16", "two-process"):
         result = json.loads((tmp_path / f"{name}.json").read_text())
         assert result["train_loss"]["final"] < result["train_loss"]["first"] / 2

@@ -123,7 +123,9 @@ def finished_size(config: RunConfig, result: dict[str, Any]) -> RunSize | None:
     size = TASK_SIZES.get(result["task"])
     if size is None or not result.get("wall_time_s"):
         return None
-    return RunSize(result["train_examples"], tuple(result["eval_examples"].values()), min(size.tokens, config.training.max_length))
+    return RunSize(
+        result["train_examples"], tuple(result["eval_examples"].values()), min(size.tokens, config.training.max_length)
+    )
 
 
 def work(config: RunConfig, size: RunSize, layers: int, layer_params: float) -> float:
@@ -184,6 +186,7 @@ class ModelCost:
 
     @property
     def hours(self) -> float:
+        """Device-hours of its runs at its rate."""
         return self.work / self.rate / 3600
 
 
@@ -191,12 +194,12 @@ class ModelCost:
 class Estimate:
     """What the runs still to run of a sweep will cost, per model."""
 
-    total_runs: int
     models: list[ModelCost] = field(default_factory=list)
     db: Path | None = None
 
     @property
     def hours(self) -> float:
+        """Device-hours of all the runs to run."""
         return sum(m.hours for m in self.models)
 
     def describe(self, execution: ExecutionSettings | None = None) -> str:
@@ -205,19 +208,26 @@ class Estimate:
         lines = [f"cost: {to_run} runs to run, about {_hours(self.hours)} device-hours"]
         for cost in self.models:
             if cost.measured_runs:
-                source = f"at the speed of {cost.measured_runs} finished runs of it in {self.db} (on the machine that ran them)"
+                runs, where = cost.measured_runs, self.db
+                source = f"at the speed of {runs} finished runs of it in {where} (on the machine that ran them)"
             else:
                 shape = " (its config is unreadable here: assumed BERT-base-sized)" if cost.shape_assumed else ""
                 source = f"at the assumed {REFERENCE.device} speed{shape}"
             lines.append(f"  {cost.model}: {cost.runs} runs, {_hours(cost.hours)} h {source}")
         if execution is not None and execution.engine == "local" and execution.workers > 1 and to_run:
-            lines.append(f"  on {execution.workers} local workers: about {_hours(self.hours / min(execution.workers, to_run))} h")
+            lines.append(
+                f"  on {execution.workers} local workers: about {_hours(self.hours / min(execution.workers, to_run))} h"
+            )
         if any(not m.measured_runs for m in self.models):
-            lines.append(f"assumption: a model with {REFERENCE.layer_params:,} parameters in its layers (BERT-base) trains at "
-                         f"{REFERENCE.tokens_per_s:,.0f} tokens/s on an {REFERENCE.device}, other sizes in proportion; "
-                         f"{REFERENCE.reasoning}")
-        lines.append("counted: train examples x epochs x mean tokens per example (per task, at most max_length), "
-                     "evaluation and layer scoring at a third of that per token; model loading and start-up are not")
+            lines.append(
+                f"assumption: a model with {REFERENCE.layer_params:,} parameters in its layers (BERT-base) trains at "
+                f"{REFERENCE.tokens_per_s:,.0f} tokens/s on an {REFERENCE.device}, other sizes in proportion; "
+                f"{REFERENCE.reasoning}"
+            )
+        lines.append(
+            "counted: train examples x epochs x mean tokens per example (per task, at most max_length), "
+            "evaluation and layer scoring at a third of that per token; model loading and start-up are not"
+        )
         return "\n".join(lines)
 
 
@@ -229,9 +239,8 @@ def estimate_sweep(specs: Iterable[dict[str, Any]], db: Path | None = None, done
     """The cost of the runs in `specs` whose key is not in `done`, at measured speed where `db` has some."""
     from layerdrop.sweep import run_key
 
-    specs = list(specs)
     measured = measured_rates(db) if db is not None else {}
-    estimate = Estimate(total_runs=len(specs), db=db)
+    estimate = Estimate(db=db)
     costs: dict[str, ModelCost] = {}
     for spec in specs:
         if run_key(spec) in done:
@@ -252,7 +261,7 @@ def estimate_sweep(specs: Iterable[dict[str, Any]], db: Path | None = None, done
 
 
 def measured_rates(db: Path) -> dict[str, tuple[int, float]]:
-    """model -> (finished runs used, layer-tokens per second): their work, per parameter in a layer, over their wall time.
+    """Model -> (finished runs used, their work per parameter in a layer over their wall time).
 
     Per parameter, because a model's layers all have the same size: the rate times the model's
     parameters per layer is its speed in parameter-tokens per second.

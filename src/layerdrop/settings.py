@@ -47,10 +47,14 @@ class TrainConfig(Settings):
 class ExecutionSettings(Settings):
     """Where and how a sweep's runs execute (see `layerdrop.engines`); the CLI's flags override the config's keys."""
 
-    engine: str = Field("local", description="local (this machine) or ray (a Ray cluster; pip install 'layerdrop[ray]')")
-    address: str | None = Field(None, description="ray: the cluster to join, auto or HOST:PORT (default: start Ray on this machine)")
+    engine: str = Field("local", description="local (this machine) or ray (a Ray cluster: pip install 'layerdrop[ray]')")
+    address: str | None = Field(
+        None, description="ray: the cluster to join, auto or HOST:PORT (default: start Ray on this machine)"
+    )
     workers: int = Field(1, gt=0, description="local: parallel runs, one GPU each when there are several")
-    retries: int = Field(1, ge=0, description="ray: restarts of a run whose worker or node dies (a run that raises is retried on resume)")
+    retries: int = Field(
+        1, ge=0, description="ray: restarts of a run whose worker or node dies (a run that raises reruns on resume)"
+    )
 
     @field_validator("engine")
     @classmethod

@@ -344,6 +344,7 @@ class Job:
 
     @classmethod
     def of(cls, spec: Spec) -> Job:
+        """A run that needs no other, keyed by its spec."""
         return cls(run_key(spec), spec)
 
 

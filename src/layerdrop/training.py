@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -77,7 +78,7 @@ def _loader(data: Dataset, tokenizer: Any, **batching: Any) -> DataLoader:
 
 
 class ShardedBatches(Sampler[list[int]]):
-    """This process's share of each global batch of `sampler` (seeded alike on every process, so all see the same batches).
+    """This process's share of each global batch of `sampler`, which is seeded alike on every process.
 
     Shares are contiguous and differ in size by at most one. A process whose share of a short last
     batch is empty trains on the batch's first example with weight 0 instead, so that it still
@@ -86,12 +87,15 @@ class ShardedBatches(Sampler[list[int]]):
     """
 
     def __init__(self, sampler: Sampler[int], batch_size: int, processes: int, index: int) -> None:
+        """Share `index` of `processes` of the batches of `batch_size` that `sampler`'s order makes."""
         self.sampler, self.batch_size, self.processes, self.index = sampler, batch_size, processes, index
 
     def __len__(self) -> int:
+        """Batches per epoch: the global batches, the same on every process."""
         return math.ceil(len(self.sampler) / self.batch_size)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[int]]:
+        """This process's indices of each global batch, in the sampler's order."""
         for batch in BatchSampler(self.sampler, self.batch_size, drop_last=False):
             share = self._share(len(batch))
             yield batch[share.start:share.stop] or batch[:1]
@@ -128,7 +132,7 @@ def finetune(
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision),
                               dataloader_config=DataLoaderConfiguration(split_batches=True))
     launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != accelerator.num_processes:  # e.g. torchrun on a machine without GPUs: every process would train alone
+    if launched != accelerator.num_processes:  # torchrun without GPUs: each process would train alone
         raise LayerDropError(f"started as {launched} processes but accelerate trains in {accelerator.num_processes}; "
                              "without GPUs set ACCELERATE_USE_CPU=1 (accelerate launch --multi_gpu, or torchrun)")
     if accelerator.num_processes > 1 and on_epoch_end is not None:

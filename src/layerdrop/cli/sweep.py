@@ -17,7 +17,9 @@ from layerdrop.settings import ExecutionSettings
 def sweep(
     config: Annotated[Path, typer.Argument(help="sweep YAML (see configs/)")],
     db: Annotated[Optional[Path], typer.Option(help="SQLite results file (default: <config stem>.sqlite beside the config)")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the grid, which runs are done, and what the rest will cost; run nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list the grid, which runs are done, and what the rest will cost; run nothing")
+    ] = False,
     execution: dict[str, Any] | None = None,
 ) -> None:
     """Run every grid point of CONFIG not yet in the results database; rerun to resume (failed runs run again)."""
@@ -27,7 +29,9 @@ def sweep(
     from rich.table import Table
 
     from layerdrop.errors import LayerDropError
-    from layerdrop.sweep import describe_run, expand_grid, failure_counts, finished_keys, identity, load_sweep, open_db, run_key, run_sweep
+    from layerdrop.sweep import (
+        describe_run, expand_grid, failure_counts, finished_keys, identity, load_sweep, open_db, run_key, run_sweep,
+    )
 
     settings = load_sweep(config)
     how = settings.execution(**execution)
@@ -44,10 +48,12 @@ def sweep(
         table = Table("run key", "model", "task", "strategy", "K", "seed", "regime", "status")
         for spec in specs:
             key = run_key(spec)
-            status = "done" if key in done else f"to retry (failed {failures[key][0]}×)" if key in failures else "to run"
+            status = "done" if key in done else f"failed {failures[key][0]}×, to run" if key in failures else "to run"
             table.add_row(key, *map(str, identity(spec).values()), status)
         Console().print(table)
-        typer.echo(f"{len(specs)} runs, {sum(run_key(s) in done for s in specs)} already in {db}")
+        retry = sum(run_key(s) in failures and run_key(s) not in done for s in specs)
+        typer.echo(f"{len(specs)} runs, {sum(run_key(s) in done for s in specs)} already in {db}"
+                   + (f", {retry} failed before (they run again)" if retry else ""))
         typer.echo(estimate_sweep(specs, db if db.exists() else None, done).describe(how))
         return
     outcome = run_sweep(specs, db, execution=how)

@@ -35,10 +35,19 @@ class EngineEntry:
 ENGINES: dict[str, EngineEntry] = {
     entry.name: entry
     for entry in (
-        EngineEntry("local", "this machine: runs in this process, or a pool of `workers` processes pinned to one GPU each",
-                    "layerdrop.engines.local"),
-        EngineEntry("ray", "a Ray cluster (started here, or joined with `address`): one task per run, one GPU each "
-                    "where the cluster has GPUs, one CPU otherwise", "layerdrop.engines.ray", requires="ray", extra="ray"),
+        EngineEntry(
+            "local",
+            "this machine: runs in this process, or a pool of `workers` processes pinned to one GPU each",
+            "layerdrop.engines.local",
+        ),
+        EngineEntry(
+            "ray",
+            "a Ray cluster (started here, or joined with `address`): one task per run, one GPU each "
+            "where the cluster has GPUs, one CPU otherwise",
+            "layerdrop.engines.ray",
+            requires="ray",
+            extra="ray",
+        ),
     )
 }
 
@@ -54,7 +63,9 @@ def check_available(name: str) -> EngineEntry:
     """The engine, after checking that what it needs is installed (one line naming the extra if not)."""
     entry = get_engine(name)
     if entry.requires and importlib.util.find_spec(entry.requires) is None:
-        raise LayerDropError(f"{named('engine')} {entry.name} needs {entry.requires}: pip install 'layerdrop[{entry.extra}]'")
+        raise LayerDropError(
+            f"{named('engine')} {entry.name} needs {entry.requires}: pip install 'layerdrop[{entry.extra}]'"
+        )
     return entry
 
 

@@ -28,7 +28,9 @@ class Finished:
 
     @classmethod
     def failed(cls, key: str, error: BaseException, detail: str | None = None) -> Finished:
-        return cls(key, error=error, detail=detail if detail is not None else "".join(traceback.format_exception(error)))
+        """A failed run; `detail` defaults to the error's traceback, which is complete where it was raised."""
+        detail = detail if detail is not None else "".join(traceback.format_exception(error))
+        return cls(key, error=error, detail=detail)
 
 
 class Engine(ABC):
@@ -40,6 +42,7 @@ class Engine(ABC):
     """
 
     def __init__(self, settings: ExecutionSettings, runner: Runner, runs: int) -> None:
+        """Start executing `runner` for about `runs` runs (how many the engine will be given)."""
         self.settings = settings
         self.runner = runner
         self.runs = runs
@@ -60,11 +63,14 @@ class Engine(ABC):
     def describe(self) -> str:
         """Where the runs execute, in a few words (shown when the sweep starts)."""
 
+    @abstractmethod
     def close(self) -> None:
         """Stop whatever is still running and release what the engine started."""
 
     def __enter__(self) -> Engine:
+        """The engine itself: `with open_engine(...) as engine` closes it however the block ends."""
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        """Close the engine."""
         self.close()

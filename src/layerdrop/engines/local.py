@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 
 class Engine(base.Engine):
+    """Runs in this process when one worker is asked for (or one run given), else in a spawned process pool."""
+
     def __init__(self, settings: ExecutionSettings, runner: Runner, runs: int) -> None:
+        """Start the pool, if any: min(workers, runs) processes."""
         super().__init__(settings, runner, runs)
         self.workers = max(1, min(settings.workers, runs))
         self.queue: deque[tuple[str, Spec]] = deque()  # in-process: run one at a time when asked
@@ -28,16 +31,19 @@ class Engine(base.Engine):
         self.pool: ProcessPoolExecutor | None = None
         if self.workers > 1:
             context = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_pin_gpu,
-                                            initargs=(context.Value("i", 0), visible_gpus()))
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_pin_gpu, initargs=(context.Value("i", 0), visible_gpus())
+            )
 
     def submit(self, key: str, spec: Spec) -> None:
+        """Queue the run: in this process it starts when `next_finished` asks for it."""
         if self.pool is None:
             self.queue.append((key, spec))
         else:
             self.futures[self.pool.submit(self.runner, spec)] = key
 
     def next_finished(self) -> Finished:
+        """In this process: run the next queued run now. In the pool: wait for the first to finish."""
         if self.pool is None:
             key, spec = self.queue.popleft()
             try:
@@ -51,15 +57,18 @@ class Engine(base.Engine):
         return Finished.failed(key, error) if error is not None else Finished(key, result=future.result())
 
     def slots(self) -> int:
+        """The worker processes (1: this process)."""
         return self.workers
 
     def describe(self) -> str:
+        """This process, or the pool and the GPUs its workers are pinned to."""
         if self.pool is None:
             return "this process"
         gpus = visible_gpus()
         return f"{self.workers} local worker processes" + (f" on GPUs {','.join(gpus)}" if gpus else "")
 
     def close(self) -> None:
+        """Cancel queued runs and wait for the pool's running ones to end."""
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
 

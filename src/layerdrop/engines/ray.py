@@ -11,6 +11,7 @@ recorded, and runs again on the next resume. Workers' output goes to the Ray ses
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -33,7 +34,10 @@ def task_options(cluster: dict[str, float], retries: int) -> dict[str, Any]:
 
 
 class Engine(base.Engine):
+    """Runs as Ray tasks; the cluster's scheduler decides where and when."""
+
     def __init__(self, settings: ExecutionSettings, runner: Runner, runs: int) -> None:
+        """Join the cluster at `settings.address` (or this process's Ray, or a new local one) and size the tasks."""
         super().__init__(settings, runner, runs)
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
@@ -44,28 +48,38 @@ class Engine(base.Engine):
         self.pending: dict[ray.ObjectRef, str] = {}
 
     def submit(self, key: str, spec: Spec) -> None:
+        """Submit the run as a task; Ray queues it until a GPU (or CPU) is free."""
         self.pending[self.remote.remote(spec)] = key
 
     def next_finished(self) -> Finished:
+        """Wait for any task to end; its result, its own exception, or why its worker died."""
         ready, _ = ray.wait(list(self.pending), num_returns=1)
         key = self.pending.pop(ready[0])
         try:
             return Finished(key, result=ray.get(ready[0]))
         except ray.exceptions.RayTaskError as err:  # the run raised: hand back its own exception
-            return Finished.failed(key, err.cause or err, detail=str(err))
+            return Finished.failed(key, err.cause or err, detail=_plain(str(err)))
         except ray.exceptions.RayError as err:  # its worker or node died, more times than `retries`
-            return Finished.failed(key, err, detail=str(err))
+            return Finished.failed(key, err, detail=_plain(str(err)))
 
     def slots(self) -> int:
+        """The cluster's GPUs (or CPUs) now: it may grow or shrink while the sweep runs."""
         return int(ray.cluster_resources().get(self.resource, 0))
 
     def describe(self) -> str:
+        """The cluster's address and size."""
         address = ray.get_runtime_context().gcs_address
-        return f"Ray at {address}: {self.slots()} {self.resource}s, one per run (worker logs: the Ray session's logs folder)"
+        return f"Ray at {address}: {self.slots()} {self.resource}s, one per run (worker logs: the Ray session's folder)"
 
     def close(self) -> None:
+        """Cancel the tasks still pending; stop Ray if this engine started it."""
         for ref in self.pending:
             ray.cancel(ref, force=True)
         self.pending.clear()
         if self.started_ray:
             ray.shutdown()
+
+
+def _plain(text: str) -> str:
+    """Ray's error text without its terminal colour codes, for the failures table."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
