@@ -47,7 +47,7 @@ class TrainConfig(Settings):
 class ExecutionSettings(Settings):
     """Where and how a sweep's runs execute (see `layerdrop.engines`); the CLI's flags override the config's keys."""
 
-    engine: str = Field("local", description="local (this machine) or ray (a Ray cluster: pip install 'layerdrop[ray]')")
+    engine: str = Field("local", description="local (this machine) or ray (a Ray cluster; needs layerdrop's ray extra)")
     address: str | None = Field(
         None, description="ray: the cluster to join, auto or HOST:PORT (default: start Ray on this machine)"
     )

@@ -390,11 +390,12 @@ def run_sweep(specs: Sequence[Spec | Job], db_path: Path, runner: Runner | None 
             running: dict[str, Job] = {}
             failed: set[str] = set()
             while waiting or running:
-                blocked = [job for job in waiting if failed & set(job.needs)]
-                ready = [job for job in waiting if job not in blocked and done.issuperset(job.needs)]
+                blocked = [job for job in waiting if failed.intersection(job.needs)]
+                ready = [job for job in waiting if not failed.intersection(job.needs) and done.issuperset(job.needs)]
                 if not (ready or blocked or running):
                     raise ValueError(f"runs {', '.join(job.key for job in waiting)} need each other")
-                waiting = [job for job in waiting if job not in blocked and job not in ready]
+                released = {job.key for job in (*ready, *blocked)}
+                waiting = [job for job in waiting if job.key not in released]
                 for job in ready:
                     engine.submit(job.key, job.spec)
                     running[job.key] = job
@@ -410,13 +411,13 @@ def run_sweep(specs: Sequence[Spec | Job], db_path: Path, runner: Runner | None 
                 finished = engine.next_finished()
                 job = running.pop(finished.key)
                 in_flight = min(engine.slots(), len(running))
-                try:
-                    if finished.error is not None:
-                        raise finished.error
-                    check_result(finished.result)
-                except Exception as err:
-                    _fail(conn, job, finished if finished.error is not None else Finished.failed(job.key, err),
-                          outcome, progress, console, in_flight)
+                if finished.error is None:
+                    try:
+                        check_result(finished.result)
+                    except (ValueError, TypeError) as err:
+                        finished = Finished.failed(job.key, err)
+                if finished.error is not None:
+                    _fail(conn, job, finished, outcome, progress, console, in_flight)
                     failed.add(job.key)
                 else:
                     record(conn, job.spec, finished.result)
