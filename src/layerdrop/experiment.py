@@ -169,6 +169,8 @@ def run_experiment(config: RunConfig, output: str | Path | None = None, overwrit
         "params": parameter_count(model),
         "params_original": params_original,
         "train_examples": last.train_examples if last else 0,
+        "train_steps": sum(r.steps for r in runs),
+        "train_loss": {"first": last.first_loss, "final": last.final_loss} if last else None,
         "train_time_s": sum(r.train_time_s for r in runs),
         "train_examples_per_s": last.train_examples_per_s if last else None,
         "train_events": [event for r in runs for event in r.events],

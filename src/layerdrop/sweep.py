@@ -2,7 +2,10 @@
 
 Each finished run becomes one row keyed by a hash of its spec, inserted in a single transaction
 after the run returns. Killing a sweep at any moment therefore loses at most the runs in flight,
-and rerunning the same config runs exactly the missing grid points.
+and rerunning the same config runs exactly the missing grid points. Runs execute on an engine
+(`layerdrop.engines`: this machine, or a Ray cluster); whichever it is, results come back to this
+process, the only writer of the database. A failed run is recorded with its error in the
+`failures` table and runs again on the next resume.
 """
 
 from __future__ import annotations
@@ -10,12 +13,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import multiprocessing
-import os
 import sqlite3
-import traceback
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,17 +22,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from layerdrop.engines import ExecutionSettings, check_available, open_engine
+from layerdrop.engines.base import Finished, Result, Runner, Spec
 from layerdrop.errors import LayerDropError
 from layerdrop.experiment import FULL_MODEL, Regime, RunConfig
 from layerdrop.settings import describe_error, naming
-
-Spec = dict[str, Any]  # a RunConfig as a plain dict: what crosses process boundaries and is stored
-Result = dict[str, Any]
-Runner = Callable[[Spec], Result]
+from layerdrop.sweep_progress import SweepProgress
 
 # What identifies a run in the database and the report; every result must have these and more.
 IDENTITY = ("model", "task", "strategy", "num_drop", "seed", "regime")
@@ -66,13 +63,14 @@ TaskName = Annotated[str, AfterValidator(_canonical_task)]
 StrategyName = Annotated[str, AfterValidator(_known_strategy)]
 
 
-class SweepConfig(BaseModel):
+class SweepConfig(ExecutionSettings):
     """The keys a sweep YAML may hold; any other key is a typo and is refused.
 
     The grid axes name models, tasks, strategies, K, seeds and regimes; `run` holds any other
     setting of a run (a `RunConfig` field: data, max_train_samples, training: {epochs, …}), the
     same for every grid point; `per_task` and `strategy_options` refine it per task and per
-    strategy. Every grid point is validated as a `RunConfig` before anything runs.
+    strategy. Every grid point is validated as a `RunConfig` before anything runs. Where the runs
+    execute is the `ExecutionSettings` keys at the top level (engine, address, workers, retries).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,7 +85,6 @@ class SweepConfig(BaseModel):
     run: dict[str, Any] = {}
     per_task: dict[str, dict[str, Any]] = {}
     strategy_options: dict[str, dict[str, Any]] = {}
-    workers: PositiveInt = 1
 
     @model_validator(mode="after")
     def _mappings_match_lists(self) -> SweepConfig:
@@ -102,6 +99,16 @@ class SweepConfig(BaseModel):
 
     def num_drop_for(self, model: str) -> list[int]:
         return self.num_drop[model] if isinstance(self.num_drop, dict) else self.num_drop
+
+    def execution(self, **overrides: Any) -> ExecutionSettings:
+        """Where the runs execute: the config's keys, with `overrides` (the command line's flags) on top.
+
+        Choosing another engine drops the config's address, which belonged to the engine it named.
+        """
+        own = self.model_dump(include=set(ExecutionSettings.model_fields))
+        if "engine" in overrides and "address" not in overrides:
+            own.pop("address")
+        return ExecutionSettings.model_validate({**own, **overrides})
 
 
 AXES = {"model", "task", "strategy", "strategy_options", "regime"}
@@ -244,6 +251,18 @@ CREATE TABLE IF NOT EXISTS runs (
     result      TEXT NOT NULL
 )
 """
+# Every failed attempt of a run, kept after the run succeeds: what went wrong, where (traceback), when.
+FAILURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS failures (
+    run_key     TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    failed_at   TEXT NOT NULL,
+    error       TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    spec        TEXT NOT NULL,
+    PRIMARY KEY (run_key, attempt)
+)
+"""
 
 
 def open_db(path: Path) -> sqlite3.Connection:
@@ -252,6 +271,7 @@ def open_db(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(SCHEMA)
+    conn.execute(FAILURES_SCHEMA)
     return conn
 
 
@@ -262,10 +282,29 @@ def finished_keys(conn: sqlite3.Connection) -> set[str]:
 def record(conn: sqlite3.Connection, spec: Spec, result: Result) -> None:
     """Store one finished run atomically; a key already present is left untouched."""
     row = (run_key(spec), *(result[key] for key in IDENTITY),
-           result["score"], datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           json.dumps(spec, sort_keys=True), json.dumps(result, sort_keys=True))
+           result["score"], _now(), json.dumps(spec, sort_keys=True), json.dumps(result, sort_keys=True))
     with conn:  # one transaction: commit on success, roll back on error
         conn.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+
+def record_failure(conn: sqlite3.Connection, key: str, spec: Spec, error: str, detail: str) -> int:
+    """Store one failed attempt of a run (numbered from 1) atomically; returns the attempt number."""
+    with conn:
+        (attempts,) = conn.execute("SELECT COUNT(*) FROM failures WHERE run_key = ?", (key,)).fetchone()
+        conn.execute("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                     (key, attempts + 1, _now(), error, detail, json.dumps(spec, sort_keys=True)))
+    return attempts + 1
+
+
+def failure_counts(conn: sqlite3.Connection) -> dict[str, tuple[int, str]]:
+    """run key -> (failed attempts, the last error), for every run that ever failed."""
+    rows = conn.execute("SELECT run_key, COUNT(*), (SELECT error FROM failures g WHERE g.run_key = f.run_key "
+                        "ORDER BY attempt DESC LIMIT 1) FROM failures f GROUP BY run_key")
+    return {key: (count, error) for key, count, error in rows}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def check_result(result: Any) -> None:
@@ -290,6 +329,25 @@ def read_results(path: Path) -> list[Result]:
     return [json.loads(result) for (result,) in rows]
 
 
+@dataclass(frozen=True)
+class Job:
+    """One run of a sweep: its key, its spec, and the runs it needs finished first.
+
+    `needs` is the seam for work shared between runs: a run that needs others (a student needing
+    its teacher, say) is handed to the engine only once every run it names is in the database; if
+    one of them fails, it fails too (and both run again on the next resume).
+    """
+
+    key: str
+    spec: Spec
+    needs: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, spec: Spec) -> Job:
+        """A run that needs no other, keyed by its spec."""
+        return cls(run_key(spec), spec)
+
+
 @dataclass
 class SweepOutcome:
     """What one invocation did: runs already present, newly finished, and failed (spec, message)."""
@@ -305,82 +363,89 @@ def describe_run(spec: Spec) -> str:
     return f"{run['model']} {run['task']} {run['strategy']} K={run['num_drop']} seed={run['seed']} {run['regime']}"
 
 
-def run_sweep(specs: list[Spec], db_path: Path, runner: Runner | None = None, workers: int = 1,
-              console: Console | None = None) -> SweepOutcome:
-    """Run every spec not yet in the database, recording each as soon as it finishes.
+def run_sweep(specs: Sequence[Spec | Job], db_path: Path, runner: Runner | None = None, workers: int = 1,
+              console: Console | None = None, execution: ExecutionSettings | None = None) -> SweepOutcome:
+    """Run every spec (or job) not yet in the database on the engine `execution` names, recording each as it ends.
 
-    A failing run is reported and skipped so the rest of the grid still runs; it stays missing
-    from the database, so the next invocation retries it.
+    A failing run is recorded in the failures table and reported, and the rest of the grid still
+    runs; it stays missing from the runs table, so the next invocation retries it. `workers` is
+    the local engine's pool size when `execution` is not given.
     """
+    execution = execution or ExecutionSettings(workers=workers)
+    check_available(execution.engine)
     console = console or Console(stderr=True)
+    jobs = [job if isinstance(job, Job) else Job.of(job) for job in specs]
     with closing(open_db(db_path)) as conn:
         done = finished_keys(conn)
-        todo = [spec for spec in specs if run_key(spec) not in done]
-        outcome = SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
-        columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as progress:
-            bar = progress.add_task("runs", total=len(specs), completed=outcome.skipped)
-            for spec, result in _execute(todo, runner or _default_runner, workers):
-                try:
-                    if isinstance(result, BaseException):
-                        raise result
-                    check_result(result)
-                except Exception as err:
-                    message = str(err).splitlines()[0] if str(err) else type(err).__name__
-                    outcome.failures.append((spec, message))
-                    if not isinstance(err, LayerDropError):  # a bug: keep its traceback
-                        console.print("".join(traceback.format_exception(err)), style="dim", markup=False)
-                    console.print(f"[red]failed[/] {describe_run(spec)}: {message}", highlight=False)
+        waiting = [job for job in jobs if job.key not in done]
+        outcome = SweepOutcome(total=len(jobs), skipped=len(jobs) - len(waiting))
+        _check_needs(waiting, {job.key for job in jobs} | done)
+        if not waiting:
+            return outcome
+        with open_engine(execution, runner or _default_runner, len(waiting)) as engine, \
+                SweepProgress(console, outcome.total, outcome.skipped) as progress:
+            console.print(f"sweep: {outcome.total} runs, {outcome.skipped} already in {db_path}, "
+                          f"{len(waiting)} to run on {engine.describe()}", highlight=False)
+            by_key = {job.key: job for job in jobs}
+            running: dict[str, Job] = {}
+            failed: set[str] = set()
+            while waiting or running:
+                blocked = [job for job in waiting if failed.intersection(job.needs)]
+                ready = [job for job in waiting if not failed.intersection(job.needs) and done.issuperset(job.needs)]
+                if not (ready or blocked or running):
+                    raise ValueError(f"runs {', '.join(job.key for job in waiting)} need each other")
+                released = {job.key for job in (*ready, *blocked)}
+                waiting = [job for job in waiting if job.key not in released]
+                for job in ready:
+                    engine.submit(job.key, job.spec)
+                    running[job.key] = job
+                for job in blocked:
+                    needed = by_key[next(key for key in job.needs if key in failed)]
+                    error = LayerDropError(f"the run it needs failed ({describe_run(needed.spec)})")
+                    _fail(conn, job, Finished.failed(job.key, error, ""), outcome, progress, console,
+                          min(engine.slots(), len(running)))
+                    failed.add(job.key)
+                if not running:
+                    continue
+                progress.set_running(min(engine.slots(), len(running)))
+                finished = engine.next_finished()
+                job = running.pop(finished.key)
+                in_flight = min(engine.slots(), len(running))
+                if finished.error is None:
+                    try:
+                        check_result(finished.result)
+                    except (ValueError, TypeError) as err:
+                        finished = Finished.failed(job.key, err)
+                if finished.error is not None:
+                    _fail(conn, job, finished, outcome, progress, console, in_flight)
+                    failed.add(job.key)
                 else:
-                    record(conn, spec, result)
+                    record(conn, job.spec, finished.result)
+                    done.add(job.key)
                     outcome.finished += 1
-                    done_now = outcome.skipped + outcome.finished + len(outcome.failures)
-                    console.print(f"[{done_now}/{outcome.total}] {describe_run(spec)}: score {result['score']:.4f}", highlight=False)
-                progress.advance(bar)
+                    progress.run_finished(describe_run(job.spec), finished.result["score"], in_flight)
     return outcome
+
+
+def _check_needs(jobs: list[Job], known: set[str]) -> None:
+    for job in jobs:
+        if missing := [key for key in job.needs if key not in known]:
+            raise ValueError(f"run {job.key} needs run {missing[0]}, which is neither in the sweep nor finished")
+
+
+def _fail(conn: sqlite3.Connection, job: Job, finished: Finished, outcome: SweepOutcome, progress: SweepProgress,
+          console: Console, running: int) -> None:
+    """Record and report one failed run; a bug (not a LayerDropError) shows its traceback where it ran."""
+    error = finished.error
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    record_failure(conn, job.key, job.spec, message, finished.detail)
+    outcome.failures.append((job.spec, message))
+    if not isinstance(error, LayerDropError) and finished.detail:
+        console.print(finished.detail, style="dim", markup=False, highlight=False)
+    progress.run_failed(describe_run(job.spec), message, running)
 
 
 def _default_runner(spec: Spec) -> Result:
     from layerdrop.experiment import run_experiment
 
     return run_experiment(RunConfig.model_validate(spec))
-
-
-def _execute(specs: list[Spec], runner: Runner, workers: int) -> Iterator[tuple[Spec, Result | BaseException]]:
-    """Yield (spec, result or exception) as runs finish: in-process, or in a pool of `workers`."""
-    if min(workers, len(specs)) <= 1:
-        for spec in specs:
-            try:
-                result: Result | BaseException = runner(spec)
-            except Exception as err:
-                result = err
-            yield spec, result
-        return
-    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch/CUDA are loaded
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_pin_gpu,
-                               initargs=(context.Value("i", 0), _visible_gpus()))
-    try:
-        futures = {pool.submit(runner, spec): spec for spec in specs}
-        for future in as_completed(futures):
-            yield futures[future], future.exception() or future.result()
-    finally:
-        pool.shutdown(cancel_futures=True)
-
-
-def _visible_gpus() -> list[str]:
-    """GPU ids workers may be pinned to: CUDA_VISIBLE_DEVICES when set, else all torch can see."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [device.strip() for device in visible.split(",") if device.strip()]
-    import torch
-
-    return [str(index) for index in range(torch.cuda.device_count())]
-
-
-def _pin_gpu(counter: Any, gpus: list[str]) -> None:
-    """Pool initializer: worker i sees only GPU i mod n, before anything initialises CUDA."""
-    with counter.get_lock():
-        index = counter.value
-        counter.value += 1
-    if gpus:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]

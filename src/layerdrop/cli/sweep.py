@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from layerdrop.cli import app
-from layerdrop.cli.options import Overwrite
+from layerdrop.cli.options import Overwrite, settings_options
+from layerdrop.engines import ExecutionSettings
 
 
 @app.command()
+@settings_options(ExecutionSettings, into="execution", optional=True, panel="Execution (override the config)")
 def sweep(
     config: Annotated[Path, typer.Argument(help="sweep YAML (see configs/)")],
     db: Annotated[Optional[Path], typer.Option(help="SQLite results file (default: <config stem>.sqlite beside the config)")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="parallel runs, one GPU each when there are several (overrides the config)")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the grid and which runs are done, run nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list the grid, which runs are done, and what the rest will cost; run nothing")
+    ] = False,
+    execution: dict[str, Any] | None = None,
 ) -> None:
-    """Run every grid point of CONFIG not yet in the results database; rerun to resume."""
+    """Run every grid point of CONFIG not yet in the results database; rerun to resume (failed runs run again)."""
     from contextlib import closing
 
     from rich.console import Console
@@ -26,30 +30,41 @@ def sweep(
 
     from layerdrop.errors import LayerDropError
     from layerdrop.outputs import check_output
-    from layerdrop.sweep import describe_run, expand_grid, finished_keys, identity, load_sweep, open_db, run_key, run_sweep
+    from layerdrop.sweep import (
+        describe_run, expand_grid, failure_counts, finished_keys, identity, load_sweep, open_db, run_key, run_sweep,
+    )
 
     settings = load_sweep(config)
+    how = settings.execution(**execution)
     specs = expand_grid(settings)
     db = db or config.with_suffix(".sqlite")
     if dry_run:
+        from layerdrop.cost import estimate_sweep
+
         done: set[str] = set()
+        failures: dict[str, tuple[int, str]] = {}
         if db.exists():  # a dry run creates nothing
             with closing(open_db(db)) as conn:
-                done = finished_keys(conn)
+                done, failures = finished_keys(conn), failure_counts(conn)
         table = Table("run key", "model", "task", "strategy", "K", "seed", "regime", "status")
         for spec in specs:
             key = run_key(spec)
-            table.add_row(key, *map(str, identity(spec).values()), "done" if key in done else "to run")
+            status = "done" if key in done else f"failed {failures[key][0]}×, to run" if key in failures else "to run"
+            table.add_row(key, *map(str, identity(spec).values()), status)
         Console().print(table)
-        typer.echo(f"{len(specs)} runs, {sum(run_key(s) in done for s in specs)} already in {db}")
+        retry = sum(run_key(s) in failures and run_key(s) not in done for s in specs)
+        typer.echo(f"{len(specs)} runs, {sum(run_key(s) in done for s in specs)} already in {db}"
+                   + (f", {retry} failed before (they run again)" if retry else ""))
+        typer.echo(estimate_sweep(specs, db if db.exists() else None, done).describe(how))
         return
     check_output(db, "file", overwrite=True, what="--db")  # results are added to it, so it may exist
-    outcome = run_sweep(specs, db, workers=workers or settings.workers)
+    outcome = run_sweep(specs, db, execution=how)
     typer.echo(f"{outcome.total} runs: {outcome.skipped} were already in {db}, {outcome.finished} finished now, "
                f"{len(outcome.failures)} failed")
     if outcome.failures:
         spec, message = outcome.failures[0]
-        raise LayerDropError(f"{len(outcome.failures)} runs failed, first {describe_run(spec)}: {message}; rerun to retry them")
+        raise LayerDropError(f"{len(outcome.failures)} runs failed, first {describe_run(spec)}: {message}; "
+                             f"errors are in {db} (table failures); rerun to retry them")
 
 
 @app.command()
