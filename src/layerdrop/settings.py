@@ -147,3 +147,87 @@ def describe_error(err: ValidationError) -> str:
         return f"{name}: {message}" if name else message
     got = first.get("input")
     return f"{name}: {first['msg'][0].lower()}{first['msg'][1:]} (got {got!r})" if name else first["msg"]
+
+
+# --- decoder language models: text, perplexity, healing, generation speed -------------------------
+
+
+class TextSource(Settings):
+    """Running text for perplexity, calibration or healing: a file, a built-in corpus or a hub dataset."""
+
+    text_file: str | None = Field(None, description="a UTF-8 text file, read as one running text")
+    corpus: str | None = Field(None, description="built-in corpus and part, e.g. shakespeare:eval (parts: calibration, train, eval)")
+    dataset: str | None = Field(None, description="Hugging Face dataset NAME[:CONFIG], e.g. wikitext:wikitext-2-raw-v1 (needs the hub)")
+    dataset_split: str = Field("test", description="split of --dataset to read")
+    text_column: str = Field("text", description="column of --dataset holding the text")
+    max_tokens: int | None = Field(None, ge=2, description="use only the first N tokens of the text")
+
+    @field_validator("corpus")
+    @classmethod
+    def _known_corpus(cls, spec: str | None) -> str | None:
+        if spec is not None:
+            from layerdrop.corpora import parse_corpus
+
+            parse_corpus(spec)
+        return spec
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TextSource:
+        given = [name for name in ("text_file", "corpus", "dataset") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {named('text_file')}, {named('corpus')}, {named('dataset')}")
+        return self
+
+
+class PerplexitySettings(Settings):
+    """The sliding window of token-level perplexity (as in the transformers perplexity guide)."""
+
+    context: int = Field(1024, ge=2, description="tokens per window (capped at the model's position limit)")
+    stride: int = Field(512, ge=1, description="tokens the window moves each step; each token is scored once")
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> PerplexitySettings:
+        if self.stride > self.context:
+            raise ValueError(f"{named('stride')} ({self.stride}) cannot exceed {named('context')} ({self.context}): tokens would be skipped")
+        return self
+
+
+HealMethod = Literal["lora", "distill"]
+
+
+class HealSettings(Settings):
+    """How a model with dropped layers is healed on running text (`layerdrop heal`).
+
+    Both methods train LoRA adapters on the linear projections of the kept layers and merge them
+    into the weights at the end, so the output is a plain checkpoint; they differ in the loss.
+    """
+
+    method: HealMethod = Field(
+        "lora", description="lora: next-token loss on the text; distill: KL to the uncut teacher's next-token distribution (needs --teacher)"
+    )
+    steps: int = Field(100, ge=1, description="optimizer steps; tokens trained on = steps x batch size x sequence length")
+    batch_size: int = Field(8, ge=1, description="sequences per step")
+    sequence_length: int = Field(256, ge=2, description="tokens per training sequence (the text is cut into such chunks)")
+    learning_rate: float = Field(5e-4, gt=0, description="peak learning rate (linear warm-up, then linear decay to 0)", json_schema_extra={"flags": ["--lr"]})
+    warmup_steps: int = Field(5, ge=0, description="steps of linear learning-rate warm-up")
+    lora_rank: int = Field(8, ge=1, description="rank of the LoRA adapters")
+    lora_alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (the update is scaled by alpha / rank)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA adapters' input")
+    temperature: float = Field(1.0, gt=0, description="distill: softmax temperature of teacher and student (the loss is scaled by T^2)")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on the adapters")
+    max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping norm (0: no clipping)")
+    seed: int = Field(0, description="random seed (adapter initialisation, order of the training sequences)")
+
+
+class GenerationBenchSettings(Settings):
+    """Generation speed of decoders (`layerdrop bench` in decoder mode): greedy, fixed length, with the KV cache."""
+
+    prompt_tokens: int = Field(128, ge=1, description="tokens of the (random) prompt, P")
+    new_tokens: int = Field(64, ge=1, description="tokens generated after the prompt, N (always exactly N: end-of-text is suppressed)")
+    batch_sizes: IntList = Field([1, 8], description="comma-separated batch sizes (prompts generated together)")
+    repeats: int = Field(3, ge=1, description="timed generations per model and batch size; the median is reported")
+    warmup: int = Field(1, ge=0, description="untimed generations per model and batch size before timing")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="cpu or cuda")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field("float32", description="float32, float16 or bfloat16")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's own, one per physical core)")
+    seed: int = Field(0, description="seed of the random prompt token ids")
