@@ -146,9 +146,11 @@ def _check(model: PreTrainedModel, tokens: torch.Tensor, settings: HealSettings,
 
 
 def _batches(sequences: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-    """Endless batches of sequences, reshuffled each pass (seeded); the last short batch of a pass is kept."""
+    """Endless full batches of sequences, reshuffled each pass (seeded); a pass's leftover sequences
+    wait for the next pass, so every step reads the same number of tokens (all sequences if fewer)."""
     generator = torch.Generator().manual_seed(seed)
+    usable = len(sequences) // batch_size * batch_size or len(sequences)
     while True:
-        order = torch.randperm(len(sequences), generator=generator)
-        for begin in range(0, len(order), batch_size):
+        order = torch.randperm(len(sequences), generator=generator)[:usable]
+        for begin in range(0, usable, batch_size):
             yield sequences[order[begin : begin + batch_size]]
