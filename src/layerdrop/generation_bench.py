@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, PreTrainedModel
 
-from layerdrop.architectures import num_layers, parameter_count
+from layerdrop.architectures import num_layers, parameter_count, require_causal_lm
 from layerdrop.bench import DTYPES, EXTRA_FLOP_FORMULAS, SPECIAL_ID_KEYS, _BackgroundCpu, _cpu_name, _rotated, make_inputs
 from layerdrop.checkpoint import load_model
 from layerdrop.errors import LayerDropError
@@ -120,8 +120,7 @@ def bench_generation(models: Mapping[str, PreTrainedModel], settings: Generation
         torch.set_num_threads(settings.threads)
     loaded = list(models.values())
     for model in loaded:
-        if model.get_output_embeddings() is None:
-            raise LayerDropError(f"generation needs a causal language model (--head causal-lm), not {type(model).__name__}")
+        require_causal_lm(model, "generation")
         model.eval().requires_grad_(False)
     limit = min((getattr(m.config, "max_position_embeddings", None) or 10**9) for m in loaded)
     if settings.prompt_tokens + settings.new_tokens > limit:

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 from transformers.pytorch_utils import Conv1D
 
-from layerdrop.architectures import architecture_for, get_submodule
+from layerdrop.architectures import architecture_for, get_submodule, require_causal_lm
 from layerdrop.errors import LayerDropError
 from layerdrop.settings import HealSettings
 
@@ -134,8 +134,7 @@ def heal(
 
 
 def _check(model: PreTrainedModel, tokens: torch.Tensor, settings: HealSettings, teacher: PreTrainedModel | None) -> None:
-    if model.get_output_embeddings() is None:
-        raise LayerDropError(f"healing needs a causal language model (--head causal-lm), not {type(model).__name__}")
+    require_causal_lm(model, "healing")
     if tokens.ndim != 1 or len(tokens) < settings.sequence_length:
         raise LayerDropError(f"healing needs at least one sequence of {settings.sequence_length} tokens; the text has {len(tokens)}")
     if settings.method == "distill":

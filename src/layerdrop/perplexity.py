@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
+from layerdrop.architectures import require_causal_lm
 from layerdrop.errors import LayerDropError
 from layerdrop.settings import PerplexitySettings
 
@@ -61,8 +62,7 @@ def perplexity(
     settings = settings or PerplexitySettings()
     if tokens.ndim != 1 or len(tokens) < 2:
         raise LayerDropError("perplexity needs a 1-D stream of at least 2 tokens")
-    if not hasattr(model, "get_output_embeddings") or model.get_output_embeddings() is None:
-        raise LayerDropError(f"perplexity needs a causal language model (--head causal-lm), not {type(model).__name__}")
+    require_causal_lm(model, "perplexity")
     limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
     context = min(settings.context, limit) if isinstance(limit, int) else settings.context
     stride = min(settings.stride, context)
