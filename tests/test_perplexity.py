@@ -1,5 +1,7 @@
-"""Sliding-window perplexity against a hand computation: one forward pass per scored token, on the
-tokens of its window before it, and the log-softmax written out."""
+"""Sliding-window perplexity against a hand computation.
+
+One forward pass per scored token, on the tokens of its window before it, and the log-softmax written out.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +49,9 @@ def perplexity_by_hand(model: torch.nn.Module, ids: torch.Tensor, context: int, 
 
 
 @pytest.mark.parametrize("model_type", ["llama", "qwen2"])
-@pytest.mark.parametrize(("context", "stride"), [(64, 64), (16, 6), (16, 16)], ids=["one-window", "stride", "no-overlap"])
+@pytest.mark.parametrize(
+    ("context", "stride"), [(64, 64), (16, 6), (16, 16)], ids=["one-window", "stride", "no-overlap"]
+)
 def test_perplexity_equals_a_hand_computation(model_type: str, context: int, stride: int) -> None:
     model, ids = tiny_model(model_type), stream()
     result = perplexity(model, ids, PerplexitySettings(context=context, stride=stride), progress=False)
@@ -60,7 +64,11 @@ def test_perplexity_equals_a_hand_computation(model_type: str, context: int, str
 
 def test_windows_score_every_token_once_with_a_stride() -> None:
     assert windows(10, 4, 2) == [(0, 1, 4), (2, 4, 6), (4, 6, 8), (6, 8, 10)]
-    assert windows(10, 4, 4) == [(0, 1, 4), (4, 5, 8), (8, 9, 10)]  # no overlap: each window's first token has no context
+    assert windows(10, 4, 4) == [
+        (0, 1, 4),
+        (4, 5, 8),
+        (8, 9, 10),
+    ]  # no overlap: each window's first token has no context
     assert windows(3, 8, 4) == [(0, 1, 3)]
 
 
@@ -75,6 +83,8 @@ def test_bad_input_is_refused() -> None:
     with pytest.raises(ValidationError, match="cannot exceed"):
         PerplexitySettings(context=8, stride=16)
     with pytest.raises(LayerDropError, match="causal language model"):
-        perplexity(tiny_model("roberta"), stream(), progress=False)  # a masked LM has a vocabulary head, but no next-token one
+        perplexity(
+            tiny_model("roberta"), stream(), progress=False
+        )  # a masked LM has a vocabulary head, but no next-token one
     with pytest.raises(LayerDropError, match="at least 2 tokens"):
         perplexity(tiny_model("llama"), stream(1), progress=False)

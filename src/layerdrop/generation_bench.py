@@ -1,5 +1,6 @@
-"""Generation speed of decoders: how much faster a model with dropped layers writes text, next to
-what its FLOPs promise.
+"""Generation speed of decoders: how much faster a model with dropped layers writes text.
+
+The speed-up is reported next to what the FLOPs promise.
 
 Each model generates greedily from the same random prompt of P tokens, exactly N new tokens (the
 end-of-text token is suppressed: min_new_tokens = max_new_tokens), with the KV cache, at each
@@ -28,7 +29,15 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig, PreTrainedModel
 
 from layerdrop.architectures import num_layers, parameter_count, require_causal_lm
-from layerdrop.bench import DTYPES, EXTRA_FLOP_FORMULAS, SPECIAL_ID_KEYS, _BackgroundCpu, _cpu_name, _rotated, make_inputs
+from layerdrop.bench import (
+    DTYPES,
+    EXTRA_FLOP_FORMULAS,
+    SPECIAL_ID_KEYS,
+    _BackgroundCpu,
+    _cpu_name,
+    _rotated,
+    make_inputs,
+)
 from layerdrop.checkpoint import load_model
 from layerdrop.errors import LayerDropError
 from layerdrop.settings import GenerationBenchSettings
@@ -56,6 +65,8 @@ class GenerationCell:
 
 @dataclass
 class GenerationModelResult:
+    """One model's figures, one cell per batch size."""
+
     model: str
     num_layers: int
     parameters: int
@@ -64,6 +75,8 @@ class GenerationModelResult:
 
 @dataclass
 class GenerationReport:
+    """Every model's figures and the conditions they were measured in."""
+
     settings: dict[str, Any]
     threads: int
     device_name: str
@@ -71,13 +84,15 @@ class GenerationReport:
     models: list[GenerationModelResult]
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values, for JSON."""
         return asdict(self)
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per model and batch size, for a table or CSV."""
         drop = ("times_ms", "first_token_times_ms")
         return [
-            {"model": m.model, "num_layers": m.num_layers, "parameters": m.parameters} | {k: v for k, v in asdict(c).items() if k not in drop}
+            {"model": m.model, "num_layers": m.num_layers, "parameters": m.parameters}
+            | {k: v for k, v in asdict(c).items() if k not in drop}
             for m in self.models
             for c in m.cells
         ]
@@ -89,8 +104,14 @@ def generation_config(model: PreTrainedModel, new_tokens: int) -> GenerationConf
     eos = own.eos_token_id if own.eos_token_id is not None else model.config.eos_token_id
     pad = own.pad_token_id if own.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
     return GenerationConfig(
-        max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, num_beams=1, use_cache=True,
-        eos_token_id=eos, pad_token_id=pad, bos_token_id=own.bos_token_id,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        num_beams=1,
+        use_cache=True,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        bos_token_id=own.bos_token_id,
     )
 
 
@@ -109,7 +130,9 @@ def generation_flops(model: PreTrainedModel, inputs: Mapping[str, torch.Tensor],
     return int(counter.get_total_flops())
 
 
-def bench_generation(models: Mapping[str, PreTrainedModel], settings: GenerationBenchSettings, progress: bool = True) -> GenerationReport:
+def bench_generation(
+    models: Mapping[str, PreTrainedModel], settings: GenerationBenchSettings, progress: bool = True
+) -> GenerationReport:
     """Time every model (name -> loaded causal LM) at every batch size and compare each to the first.
 
     The models are put in eval mode without gradients (FlopCounterMode needs that in inference mode).
@@ -124,16 +147,18 @@ def bench_generation(models: Mapping[str, PreTrainedModel], settings: Generation
         model.eval().requires_grad_(False)
     limit = min((getattr(m.config, "max_position_embeddings", None) or 10**9) for m in loaded)
     if settings.prompt_tokens + settings.new_tokens > limit:
-        raise LayerDropError(f"prompt and new tokens ({settings.prompt_tokens + settings.new_tokens}) exceed the position limit {limit}")
+        raise LayerDropError(
+            f"prompt and new tokens ({settings.prompt_tokens + settings.new_tokens}) exceed the position limit {limit}"
+        )
     vocab_size = min(m.config.vocab_size for m in loaded)
     special = sorted({v for m in loaded for key in SPECIAL_ID_KEYS for v in _ids(getattr(m.config, key, None))})
     results = [GenerationModelResult(name, num_layers(m.config), parameter_count(m)) for name, m in models.items()]
     for batch_size in tqdm(settings.batch_sizes, desc="generation", unit="batch size", disable=not progress):
         inputs = make_inputs(batch_size, settings.prompt_tokens, vocab_size, special, settings.seed, settings.device)
-        for result, cell in zip(results, _time_batch(loaded, inputs, settings)):
+        for result, cell in zip(results, _time_batch(loaded, inputs, settings), strict=True):
             result.cells.append(cell)
     for result in results:
-        for cell, first in zip(result.cells, results[0].cells):
+        for cell, first in zip(result.cells, results[0].cells, strict=True):
             cell.speedup = cell.tokens_per_second / first.tokens_per_second
             cell.ideal_speedup = first.flops / cell.flops
             cell.speedup_vs_ideal = cell.speedup / cell.ideal_speedup
@@ -146,11 +171,16 @@ def bench_generation(models: Mapping[str, PreTrainedModel], settings: Generation
     )
 
 
-def run_generation_bench(names: Sequence[str], settings: GenerationBenchSettings, progress: bool = True) -> GenerationReport:
+def run_generation_bench(
+    names: Sequence[str], settings: GenerationBenchSettings, progress: bool = True
+) -> GenerationReport:
     """Load every model (hub name, path or bundled:NAME) as a causal LM and benchmark its generation."""
     if settings.device == "cuda" and not torch.cuda.is_available():
         raise LayerDropError("--device cuda, but torch sees no CUDA device")
-    models = {name: load_model(name, head="causal-lm", trained_head=True, dtype=DTYPES[settings.dtype]).to(settings.device) for name in names}
+    models = {
+        name: load_model(name, head="causal-lm", trained_head=True, dtype=DTYPES[settings.dtype]).to(settings.device)
+        for name in names
+    }
     return bench_generation(models, settings, progress)
 
 
@@ -158,9 +188,13 @@ def _ids(value: Any) -> list[int]:
     return [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, int)]
 
 
-def _time_batch(models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tensor], settings: GenerationBenchSettings) -> list[GenerationCell]:
-    """FLOPs (an uncounted first generation), warm-up, then `repeats` rounds of, per model, one
-    first-token generation and one whole generation, a different model first each round."""
+def _time_batch(
+    models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tensor], settings: GenerationBenchSettings
+) -> list[GenerationCell]:
+    """FLOPs (an uncounted first generation), warm-up, then `repeats` timed rounds.
+
+    Each round runs, per model, one first-token generation and one whole generation, a different model first.
+    """
     sync = torch.cuda.synchronize if settings.device == "cuda" else (lambda: None)
     new = settings.new_tokens
     flops = [generation_flops(model, inputs, new) for model in models]
@@ -191,9 +225,22 @@ def _time_batch(models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tenso
     busy_elsewhere = background.share()
     batch_size, prompt = inputs["input_ids"].shape
     cells = []
-    for model_flops, first_ms, whole_ms in zip(flops, first, whole):
+    for model_flops, first_ms, whole_ms in zip(flops, first, whole, strict=True):
         ttft, total = statistics.median(first_ms), statistics.median(whole_ms)
         decode = batch_size * (new - 1) / ((total - ttft) / 1e3) if new > 1 and total > ttft else float("nan")
-        cells.append(GenerationCell(batch_size, prompt, new, model_flops, ttft, total, batch_size * new / (total / 1e3), decode,
-                                    whole_ms, first_ms, background_cpu=busy_elsewhere))
+        cells.append(
+            GenerationCell(
+                batch_size,
+                prompt,
+                new,
+                model_flops,
+                ttft,
+                total,
+                batch_size * new / (total / 1e3),
+                decode,
+                whole_ms,
+                first_ms,
+                background_cpu=busy_elsewhere,
+            )
+        )
     return cells

@@ -36,6 +36,8 @@ from layerdrop.settings import HealSettings
 
 @dataclass
 class HealResult:
+    """What a healing run did: its budget, its speed and its loss curve."""
+
     method: str
     steps: int
     tokens_seen: int  # training tokens the student read (steps x batch x sequence length)
@@ -45,6 +47,7 @@ class HealResult:
     losses: list[float] = field(default_factory=list)  # training loss of each step
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values, for JSON."""
         return asdict(self)
 
 
@@ -55,10 +58,16 @@ def layer_projections(model: PreTrainedModel) -> list[str]:
     """
     stack = get_submodule(model, architecture_for(model.config).layers)
     inside = {id(module) for module in stack.modules()}
-    return [name for name, module in model.named_modules() if id(module) in inside and isinstance(module, (nn.Linear, Conv1D))]
+    return [
+        name
+        for name, module in model.named_modules()
+        if id(module) in inside and isinstance(module, (nn.Linear, Conv1D))
+    ]
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def distillation_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """T² · KL(softmax(teacher / T) ‖ softmax(student / T)), summed over the vocabulary, averaged over positions."""
     vocab = student_logits.shape[-1]
     student = F.log_softmax(student_logits.reshape(-1, vocab).float() / temperature, dim=-1)
@@ -66,11 +75,15 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return F.kl_div(student, teacher, log_target=True, reduction="batchmean") * temperature**2
 
 
-def _next_token_loss(model: nn.Module, teacher: PreTrainedModel | None, ids: torch.Tensor, settings: HealSettings) -> torch.Tensor:
+def _next_token_loss(
+    model: nn.Module, teacher: PreTrainedModel | None, ids: torch.Tensor, settings: HealSettings
+) -> torch.Tensor:
     return model(input_ids=ids, labels=ids, use_cache=False).loss
 
 
-def _teacher_loss(model: nn.Module, teacher: PreTrainedModel | None, ids: torch.Tensor, settings: HealSettings) -> torch.Tensor:
+def _teacher_loss(
+    model: nn.Module, teacher: PreTrainedModel | None, ids: torch.Tensor, settings: HealSettings
+) -> torch.Tensor:
     with torch.no_grad():
         target = teacher(input_ids=ids, use_cache=False).logits
     return distillation_loss(model(input_ids=ids, use_cache=False).logits, target, settings.temperature)
@@ -87,8 +100,11 @@ def heal(
     teacher: PreTrainedModel | None = None,
     progress: bool = True,
 ) -> tuple[PreTrainedModel, HealResult]:
-    """Heal `model` on the 1-D token stream `tokens`; returns the merged model (the same object, in
-    eval mode) and the training statistics. `teacher` (the uncut model) is needed by `distill`."""
+    """Heal `model` on the 1-D token stream `tokens`; return the merged model and the training statistics.
+
+    The merged model is `model` itself, in eval mode. `distill` needs `teacher` (the uncut model), which
+    is put in eval mode without gradients.
+    """
     from peft import LoraConfig, get_peft_model
 
     settings = settings or HealSettings()
@@ -98,13 +114,20 @@ def heal(
     torch.manual_seed(settings.seed)
     targets = layer_projections(model)
     adapters = LoraConfig(
-        r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout, target_modules=targets,
-        fan_in_fan_out=any(isinstance(model.get_submodule(name), Conv1D) for name in targets),  # GPT-2 stores weights transposed
+        r=settings.lora_rank,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=targets,
+        fan_in_fan_out=any(
+            isinstance(model.get_submodule(name), Conv1D) for name in targets
+        ),  # GPT-2 stores weights transposed
     )
     student = get_peft_model(model, adapters)
     trainable = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    schedule = get_linear_schedule_with_warmup(optimizer, min(settings.warmup_steps, settings.steps - 1), settings.steps)
+    schedule = get_linear_schedule_with_warmup(
+        optimizer, min(settings.warmup_steps, settings.steps - 1), settings.steps
+    )
     compute_loss = LOSSES[settings.method]
     if teacher is not None:
         teacher.eval().requires_grad_(False)
@@ -129,24 +152,40 @@ def heal(
     seconds = time.perf_counter() - start
     healed = student.merge_and_unload()
     healed.eval()
-    result = HealResult(settings.method, settings.steps, tokens_seen, seconds, tokens_seen / seconds, sum(p.numel() for p in trainable), losses)
+    result = HealResult(
+        settings.method,
+        settings.steps,
+        tokens_seen,
+        seconds,
+        tokens_seen / seconds,
+        sum(p.numel() for p in trainable),
+        losses,
+    )
     return healed, result
 
 
-def _check(model: PreTrainedModel, tokens: torch.Tensor, settings: HealSettings, teacher: PreTrainedModel | None) -> None:
+def _check(
+    model: PreTrainedModel, tokens: torch.Tensor, settings: HealSettings, teacher: PreTrainedModel | None
+) -> None:
     require_causal_lm(model, "healing")
     if tokens.ndim != 1 or len(tokens) < settings.sequence_length:
-        raise LayerDropError(f"healing needs at least one sequence of {settings.sequence_length} tokens; the text has {len(tokens)}")
+        raise LayerDropError(
+            f"healing needs at least one sequence of {settings.sequence_length} tokens; the text has {len(tokens)}"
+        )
     if settings.method == "distill":
         if teacher is None:
             raise LayerDropError("method 'distill' needs the uncut model as teacher (--teacher)")
         if teacher.config.vocab_size != model.config.vocab_size:
-            raise LayerDropError(f"the teacher's vocabulary ({teacher.config.vocab_size}) differs from the model's ({model.config.vocab_size})")
+            sizes = f"{teacher.config.vocab_size} tokens, the model's {model.config.vocab_size}"
+            raise LayerDropError(f"the teacher's vocabulary differs from the model's: the teacher's has {sizes}")
 
 
 def _batches(sequences: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-    """Endless full batches of sequences, reshuffled each pass (seeded); a pass's leftover sequences
-    wait for the next pass, so every step reads the same number of tokens (all sequences if fewer)."""
+    """Endless full batches of sequences, reshuffled each pass (seeded).
+
+    A pass's leftover sequences wait for the next pass, so every step reads the same number of tokens
+    (all the sequences when there are fewer than a batch).
+    """
     generator = torch.Generator().manual_seed(seed)
     usable = len(sequences) // batch_size * batch_size or len(sequences)
     while True:

@@ -28,6 +28,8 @@ from layerdrop.settings import PerplexitySettings
 
 @dataclass
 class PerplexityResult:
+    """Perplexity of one model on one token stream, and how it was computed."""
+
     perplexity: float  # exp(mean_nll)
     mean_nll: float  # mean negative log-likelihood per scored token, in nats
     tokens_scored: int
@@ -38,6 +40,7 @@ class PerplexityResult:
     tokens_per_second: float  # scored tokens per second of forward passes
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values, for JSON."""
         return asdict(self)
 
 
@@ -87,4 +90,6 @@ def perplexity(
     seconds = time.perf_counter() - start
     model.train(was_training)
     mean_nll = total_nll / scored
-    return PerplexityResult(math.exp(mean_nll), mean_nll, scored, len(spans), context, stride, seconds, scored / seconds)
+    return PerplexityResult(
+        math.exp(mean_nll), mean_nll, scored, len(spans), context, stride, seconds, scored / seconds
+    )

@@ -156,8 +156,12 @@ class TextSource(Settings):
     """Running text for perplexity, calibration or healing: a file, a built-in corpus or a hub dataset."""
 
     text_file: str | None = Field(None, description="a UTF-8 text file, read as one running text")
-    corpus: str | None = Field(None, description="built-in corpus and part, e.g. shakespeare:eval (parts: calibration, train, eval)")
-    dataset: str | None = Field(None, description="Hugging Face dataset NAME[:CONFIG], e.g. wikitext:wikitext-2-raw-v1 (needs the hub)")
+    corpus: str | None = Field(
+        None, description="built-in corpus and part, e.g. shakespeare:eval (parts: calibration, train, eval)"
+    )
+    dataset: str | None = Field(
+        None, description="Hugging Face dataset NAME[:CONFIG], e.g. wikitext:wikitext-2-raw-v1 (needs the hub)"
+    )
     dataset_split: str = Field("test", description="split of --dataset to read")
     text_column: str = Field("text", description="column of --dataset holding the text")
     max_tokens: int | None = Field(None, ge=2, description="use only the first N tokens of the text")
@@ -188,7 +192,8 @@ class PerplexitySettings(Settings):
     @model_validator(mode="after")
     def _stride_fits(self) -> PerplexitySettings:
         if self.stride > self.context:
-            raise ValueError(f"{named('stride')} ({self.stride}) cannot exceed {named('context')} ({self.context}): tokens would be skipped")
+            stride, context = f"{named('stride')} ({self.stride})", f"{named('context')} ({self.context})"
+            raise ValueError(f"{stride} cannot exceed {context}: tokens would be skipped")
         return self
 
 
@@ -203,17 +208,30 @@ class HealSettings(Settings):
     """
 
     method: HealMethod = Field(
-        "lora", description="lora: next-token loss on the text; distill: KL to the uncut teacher's next-token distribution (needs --teacher)"
+        "lora",
+        description="lora: next-token loss on the text; distill: KL to the uncut teacher's next-token distribution "
+        "(needs --teacher)",
     )
-    steps: int = Field(100, ge=1, description="optimizer steps; tokens trained on = steps x batch size x sequence length")
+    steps: int = Field(
+        100, ge=1, description="optimizer steps; tokens trained on = steps x batch size x sequence length"
+    )
     batch_size: int = Field(8, ge=1, description="sequences per step")
-    sequence_length: int = Field(256, ge=2, description="tokens per training sequence (the text is cut into such chunks)")
-    learning_rate: float = Field(5e-4, gt=0, description="peak learning rate (linear warm-up, then linear decay to 0)", json_schema_extra={"flags": ["--lr"]})
+    sequence_length: int = Field(
+        256, ge=2, description="tokens per training sequence (the text is cut into such chunks)"
+    )
+    learning_rate: float = Field(
+        5e-4,
+        gt=0,
+        description="peak learning rate (linear warm-up, then linear decay to 0)",
+        json_schema_extra={"flags": ["--lr"]},
+    )
     warmup_steps: int = Field(5, ge=0, description="steps of linear learning-rate warm-up")
     lora_rank: int = Field(8, ge=1, description="rank of the LoRA adapters")
     lora_alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (the update is scaled by alpha / rank)")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA adapters' input")
-    temperature: float = Field(1.0, gt=0, description="distill: softmax temperature of teacher and student (the loss is scaled by T^2)")
+    temperature: float = Field(
+        1.0, gt=0, description="distill: softmax temperature of teacher and student (the loss is scaled by T^2)"
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on the adapters")
     max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping norm (0: no clipping)")
     seed: int = Field(0, description="random seed (adapter initialisation, order of the training sequences)")
@@ -223,11 +241,15 @@ class GenerationBenchSettings(Settings):
     """Generation speed of decoders (`layerdrop bench` in decoder mode): greedy, fixed length, with the KV cache."""
 
     prompt_tokens: int = Field(128, ge=1, description="tokens of the (random) prompt, P")
-    new_tokens: int = Field(64, ge=1, description="tokens generated after the prompt, N (always exactly N: end-of-text is suppressed)")
+    new_tokens: int = Field(
+        64, ge=1, description="tokens generated after the prompt, N (always exactly N: end-of-text is suppressed)"
+    )
     batch_sizes: IntList = Field([1, 8], description="comma-separated batch sizes (prompts generated together)")
     repeats: int = Field(3, ge=1, description="timed generations per model and batch size; the median is reported")
     warmup: int = Field(1, ge=0, description="untimed generations per model and batch size before timing")
     device: Literal["cpu", "cuda"] = Field("cpu", description="cpu or cuda")
     dtype: Literal["float32", "float16", "bfloat16"] = Field("float32", description="float32, float16 or bfloat16")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's own, one per physical core)")
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (default: torch's own, one per physical core)"
+    )
     seed: int = Field(0, description="seed of the random prompt token ids")
