@@ -205,6 +205,8 @@ class HealSettings(Settings):
 
     Both methods train LoRA adapters on the linear projections of the kept layers and merge them
     into the weights at the end, so the output is a plain checkpoint; they differ in the loss.
+    The defaults (36 steps of 8 x 256 tokens, 74k tokens) are sized for SmolLM2-135M with 6 of its
+    30 layers dropped: an estimated 11 (lora) to 14 (distill) minutes on 2 otherwise idle CPU cores.
     """
 
     method: HealMethod = Field(
@@ -213,19 +215,19 @@ class HealSettings(Settings):
         "(needs --teacher)",
     )
     steps: int = Field(
-        100, ge=1, description="optimizer steps; tokens trained on = steps x batch size x sequence length"
+        36, ge=1, description="optimizer steps; tokens trained on = steps x batch size x sequence length"
     )
     batch_size: int = Field(8, ge=1, description="sequences per step")
     sequence_length: int = Field(
         256, ge=2, description="tokens per training sequence (the text is cut into such chunks)"
     )
     learning_rate: float = Field(
-        5e-4,
+        1e-3,
         gt=0,
         description="peak learning rate (linear warm-up, then linear decay to 0)",
         json_schema_extra={"flags": ["--lr"]},
     )
-    warmup_steps: int = Field(5, ge=0, description="steps of linear learning-rate warm-up")
+    warmup_steps: int = Field(2, ge=0, description="steps of linear learning-rate warm-up")
     lora_rank: int = Field(8, ge=1, description="rank of the LoRA adapters")
     lora_alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (the update is scaled by alpha / rank)")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA adapters' input")
