@@ -206,7 +206,8 @@ class HealSettings(Settings):
     Both methods train LoRA adapters on the linear projections of the kept layers and merge them
     into the weights at the end, so the output is a plain checkpoint; they differ in the loss.
     The defaults (36 steps of 8 x 256 tokens, 74k tokens) are sized for SmolLM2-135M with 6 of its
-    30 layers dropped: an estimated 11 (lora) to 14 (distill) minutes on 2 otherwise idle CPU cores.
+    30 layers dropped: on 2 CPU cores a step took 13 to 19 s for lora and 23 s for distill (CPU time / 2,
+    measured on a shared machine), so the budget runs 8 to 14 minutes.
     """
 
     method: HealMethod = Field(
