@@ -83,8 +83,8 @@ def test_corpus_names_and_parts_are_checked() -> None:
         parse_corpus("milton")
     with pytest.raises(LayerDropError, match="no part 'test'; parts: eval, calibration, train"):
         parse_corpus("shakespeare:test")
-    with pytest.raises(LayerDropError, match="no part"):  # checked when the settings are built, before any loading
-        TextSource(corpus="shakespeare:test")
+    with pytest.raises(LayerDropError, match="no part"):
+        read_texts(TextSource(corpus="shakespeare:test"))
     with pytest.raises(ValidationError, match="exactly one of"):
         TextSource(corpus="shakespeare", text_file="a.txt")
     with pytest.raises(ValidationError, match="exactly one of"):

@@ -19,19 +19,25 @@ LAYERS: dict[str, int] = {
     "layerdrop.errors": 0,
     "layerdrop.outputs": 0,
     "layerdrop.settings": 0,
+    "layerdrop.cache": 0,
     "layerdrop.architectures": 1,
+    "layerdrop.bundled": 1,
     "layerdrop.surgery": 2,
     "layerdrop.checkpoint": 3,
     "layerdrop.summary": 3,
     "layerdrop.glue": 3,
     "layerdrop.calibration": 3,
+    "layerdrop.corpora": 3,
+    "layerdrop.perplexity": 3,
     "layerdrop.strategies": 4,
     "layerdrop.training": 5,
     "layerdrop.evaluation": 5,
+    "layerdrop.healing": 5,
     "layerdrop.experiment": 6,
     "layerdrop.analysis": 6,
     "layerdrop.harness": 6,
     "layerdrop.bench": 6,
+    "layerdrop.generation_bench": 6,
     "layerdrop.sweep": 7,
     "layerdrop.sweep_progress": 7,
     "layerdrop.engines": 7,
@@ -122,4 +128,4 @@ def test_the_checker_sees_lazy_imports_and_skips_type_checking_ones(tmp_path: Pa
         "def f():\n    import layerdrop.sweep\n    from layerdrop.strategies import positional\n"
     )
     assert imported_modules("layerdrop.probe", source) == {"layerdrop", "layerdrop.errors", "layerdrop.sweep", "layerdrop.strategies", "layerdrop.strategies.positional"}
-    assert layer_of("layerdrop.strategies.positional") == 4 and layer_of("layerdrop.cli.drop") == 8 and layer_of("layerdrop.perplexity") is None
+    assert layer_of("layerdrop.strategies.positional") == 4 and layer_of("layerdrop.cli.drop") == 8 and layer_of("layerdrop.no_such_module") is None

@@ -153,7 +153,11 @@ def describe_error(err: ValidationError) -> str:
 
 
 class TextSource(Settings):
-    """Running text for perplexity, calibration or healing: a file, a built-in corpus or a hub dataset."""
+    """Running text for perplexity, calibration or healing: a file, a built-in corpus or a hub dataset.
+
+    Corpus names are checked by `layerdrop.corpora.parse_corpus` (a layer above), which a command can
+    call before loading any model.
+    """
 
     text_file: str | None = Field(None, description="a UTF-8 text file, read as one running text")
     corpus: str | None = Field(
@@ -165,15 +169,6 @@ class TextSource(Settings):
     dataset_split: str = Field("test", description="split of --dataset to read")
     text_column: str = Field("text", description="column of --dataset holding the text")
     max_tokens: int | None = Field(None, ge=2, description="use only the first N tokens of the text")
-
-    @field_validator("corpus")
-    @classmethod
-    def _known_corpus(cls, spec: str | None) -> str | None:
-        if spec is not None:
-            from layerdrop.corpora import parse_corpus
-
-            parse_corpus(spec)
-        return spec
 
     @model_validator(mode="after")
     def _one_source(self) -> TextSource:
