@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 from run_cli import layerdrop_in_process
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import AutoConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from tiny_checkpoints import save_tiny_llama
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-WORDS = "the cat dog sat ran on mat log a red blue sky sea is".split()
 DOCS = [
     {"context": "the cat sat on the", "choices": ["mat", "sky"], "gold": 0},
     {"context": "the dog ran on a", "choices": ["log", "sea", "mat"], "gold": 2},
@@ -35,18 +34,7 @@ metric_list:
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Llama with a word-level tokenizer, saved as a checkpoint."""
-    folder = tmp_path_factory.mktemp("lm") / "tiny-llama"
-    vocab = {token: i for i, token in enumerate(["<unk>", "<s>", "</s>", *WORDS])}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>")
-    config = AutoConfig.for_model("llama", hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                  intermediate_size=37, vocab_size=len(vocab), bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_llama(tmp_path_factory.mktemp("lm") / "tiny-llama", layers=2)
 
 
 @pytest.mark.slow

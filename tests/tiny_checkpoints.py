@@ -47,6 +47,34 @@ def save_tiny_bert(path: Path, *, head: bool = True, seed: int = 0) -> Path:
     return path
 
 
+LM_WORDS = "the cat dog sat ran on mat log a red blue sky sea is and of to in it was".split()
+
+
+def save_tiny_llama(path: Path, *, layers: int = 4, seed: int = 0) -> Path:
+    """A randomly initialised Llama causal LM with a word-level tokenizer (unknown words map to <unk>)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(["<unk>", "<s>", "</s>", *LM_WORDS])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>")
+    config = AutoConfig.for_model("llama", hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                                  intermediate_size=37, vocab_size=len(vocab), bos_token_id=1, eos_token_id=2, pad_token_id=2,
+                                  max_position_embeddings=256, initializer_range=0.2)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def lm_text(words: int = 400, seed: int = 0) -> str:
+    """Running text of the tiny Llama's words, a sentence per line."""
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(0, len(LM_WORDS), (words,), generator=generator).tolist()
+    return "\n".join(" ".join(LM_WORDS[i] for i in picks[start : start + 8]) for start in range(0, words, 8)) + "\n"
+
+
 def damage_weights(folder: Path, how: str) -> None:
     """Damage the checkpoint's weights file in one of the ways of `DAMAGE`."""
     weights = folder / WEIGHTS

@@ -11,15 +11,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerdrop.errors import LayerDropError
-from layerdrop.settings import CalibrationData
+from layerdrop.settings import CalibrationData, TextSource, named
 
 if TYPE_CHECKING:
     from layerdrop.glue.tasks import Task
     from layerdrop.strategies.base import Batch
 
 
-def load_calibration(settings: CalibrationData) -> tuple[Any, Task | None, dict[str, Any]]:
-    """(texts or labelled dataset, task, where they came from) for `settings`; (None, None, {}) when none is named."""
+def load_calibration(settings: CalibrationData, tokenizer: Any | None = None) -> tuple[Any, Task | None, dict[str, Any]]:
+    """(examples, task, where they came from) for `settings`; (None, None, {}) when none is named.
+
+    Examples are texts (a file: one per line), a labelled dataset (a task's split) or, for running
+    text (a corpus or a hub dataset), tokenized batches of `max_length`-token pieces, which need the
+    model's `tokenizer`.
+    """
+    if (source := settings.running_text()) is not None:
+        return _running_text(settings, source, tokenizer)
     if settings.text_file is not None:
         path = Path(settings.text_file).expanduser()
         if not path.is_file():
@@ -43,6 +50,27 @@ def load_calibration(settings: CalibrationData) -> tuple[Any, Task | None, dict[
         dataset = dataset.select(range(settings.max_examples))
     record = {"task": task.name, "split": split, "num_examples": len(dataset)}
     return dataset, task, record | ({"data": str(settings.data)} if settings.data is not None else {})
+
+
+def _running_text(settings: CalibrationData, source: TextSource, tokenizer: Any | None) -> tuple[list[Batch], None, dict[str, Any]]:
+    """A corpus or dataset cut into full pieces of `max_length` tokens, batched (no padding needed)."""
+    import torch
+
+    from layerdrop.corpora import load_tokens, parse_corpus
+
+    if source.corpus is not None:
+        parse_corpus(source.corpus)
+    if tokenizer is None:
+        raise LayerDropError("the model has no tokenizer to read the text with")
+    length = settings.max_length
+    budget = settings.max_examples * length if settings.max_examples is not None else None
+    tokens = load_tokens(source.model_copy(update={"max_tokens": budget}), tokenizer)
+    pieces = tokens[: len(tokens) // length * length].view(-1, length)
+    if len(pieces) == 0:
+        raise LayerDropError(f"the text holds fewer than {length} tokens, too few for one piece of {named('max_length')}")
+    batches = [{"input_ids": chunk, "attention_mask": torch.ones_like(chunk)} for chunk in pieces.split(settings.batch_size)]
+    record = {"text": source.model_dump(exclude_defaults=True), "num_examples": len(pieces), "tokens_per_example": length}
+    return batches, None, record
 
 
 def make_batches(data: Any, tokenizer: Any | None, *, task: Task | None = None, batch_size: int = 32, max_length: int = 128) -> list[Batch]:

@@ -18,6 +18,7 @@ overfit a small healing text the way full fine-tuning of all weights can.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -122,7 +123,9 @@ def heal(
             isinstance(model.get_submodule(name), Conv1D) for name in targets
         ),  # GPT-2 stores weights transposed
     )
-    student = get_peft_model(model, adapters)
+    with warnings.catch_warnings():  # peft asks transformers about gradient checkpointing by a deprecated name
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        student = get_peft_model(model, adapters)
     trainable = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     schedule = get_linear_schedule_with_warmup(

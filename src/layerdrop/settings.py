@@ -43,27 +43,39 @@ class TrainConfig(Settings):
 
 
 class CalibrationData(Settings):
-    """Where the layers are scored: a split of a task, or a text file."""
+    """Where the layers are scored: a split of a task, a file of texts, or running text (a corpus or hub dataset)."""
 
     task: str | None = Field(None, description="task whose split scores the layers, e.g. rte (greedy: its labels and metric)")
     data: str | None = Field(None, description="folder with the task's GLUE files, e.g. /data/glue (default: the Hugging Face hub)")
     split: str | None = Field(None, description="split of --task to use (default: its dev split)")
     text_file: str | None = Field(None, description="score the layers on this file instead of a task: one text per line")
-    max_examples: int | None = Field(None, ge=1, description="use only the first N examples")
+    corpus: str | None = Field(
+        None, description="or on running text of a built-in corpus, e.g. shakespeare:calibration, cut into --max-length pieces"
+    )
+    dataset: str | None = Field(None, description="or on running text of a Hugging Face dataset NAME[:CONFIG] (needs the hub)")
+    max_examples: int | None = Field(None, ge=1, description="use only the first N examples (texts or pieces)")
     batch_size: int = Field(32, ge=1, description="texts per forward pass")
-    max_length: int = Field(128, ge=2, description="truncate texts to this many tokens")
+    max_length: int = Field(128, ge=2, description="truncate texts to this many tokens (running text: the piece length)")
 
     @model_validator(mode="after")
     def _one_source(self) -> CalibrationData:
-        if self.text_file is not None and (self.task is not None or self.data is not None):
-            raise ValueError("give either --text-file or --task/--data, not both")
+        given = [name for name in ("task", "text_file", "corpus", "dataset") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of {', '.join(named(n) for n in ('task', 'text_file', 'corpus', 'dataset'))}, not several")
         if self.task is None and (self.data is not None or self.split is not None):
-            raise ValueError("--data and --split need --task")
+            raise ValueError(f"{named('data')} and {named('split')} need {named('task')}")
         return self
 
     @property
     def given(self) -> bool:
-        return self.task is not None or self.text_file is not None
+        """Whether any data was named."""
+        return any(getattr(self, name) is not None for name in ("task", "text_file", "corpus", "dataset"))
+
+    def running_text(self) -> TextSource | None:
+        """The corpus or dataset as a `TextSource`, or None for a task or a file of texts."""
+        if self.corpus is None and self.dataset is None:
+            return None
+        return TextSource(corpus=self.corpus, dataset=self.dataset)
 
 
 def _int_list(value: Any) -> Any:

@@ -22,7 +22,7 @@ def analyze(
     overwrite: Overwrite = False,
     calibration: dict[str, Any] | None = None,
 ) -> None:
-    """Score every layer of MODEL on --task/--data or --text-file: cosines, block influence, angular distance, weights."""
+    """Score every layer of MODEL on --task/--data, --text-file or --corpus: cosines, block influence, angular distance, weights."""
     from layerdrop.analysis import analyze_layers, write_analysis
     from layerdrop.calibration import load_calibration, make_batches
     from layerdrop.checkpoint import load_model, load_tokenizer
@@ -31,11 +31,12 @@ def analyze(
 
     data = CalibrationData.model_validate(calibration)
     if not data.given:
-        raise LayerDropError("analyze needs data: --task (with --data) or --text-file")
+        raise LayerDropError("analyze needs data: --task (with --data), --text-file, --corpus or --dataset")
     check_output(output, "dir", overwrite, what="--output")
-    examples, task, described = load_calibration(data)
+    tokenizer = load_tokenizer(model)
+    examples, task, described = load_calibration(data, tokenizer)
     loaded = load_model(model, head=head)
-    batches = make_batches(examples, load_tokenizer(model), task=task, batch_size=data.batch_size, max_length=data.max_length)
+    batches = make_batches(examples, tokenizer, task=task, batch_size=data.batch_size, max_length=data.max_length)
     analysis = analyze_layers(loaded, batches, pooling=pooling)
     paths = write_analysis(analysis, output, about={"model": model, "data": described}, overwrite=overwrite)
     _print_table(analysis.rows)

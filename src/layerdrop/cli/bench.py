@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from layerdrop.settings import BenchSettings
+from layerdrop.settings import BenchSettings, GenerationBenchSettings
 from layerdrop.cli import app
 from layerdrop.cli.options import Overwrite, settings_options
 
@@ -18,30 +18,50 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from layerdrop.bench import BenchReport, ModelResult
+    from layerdrop.generation_bench import GenerationReport
 
 
 @app.command()
-@settings_options(BenchSettings, into="settings")
+@settings_options(BenchSettings, GenerationBenchSettings, into="settings", optional=True)
 def bench(
     models: Annotated[list[str], typer.Argument(help="hub names or local checkpoints; speed-ups are relative to the first")],
+    generate: Annotated[
+        bool, typer.Option("--generate", help="decoders: time generation with the KV cache (time to first token, tokens/s)")
+    ] = False,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="also write every figure, raw timings included, as JSON")] = None,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="also write one row per model and cell as CSV")] = None,
     overwrite: Overwrite = False,
     settings: dict[str, Any] | None = None,
 ) -> None:
-    """Benchmark MODELS on random inputs: parameters, size, latency, throughput, peak memory, FLOPs, speed-up."""
+    """Benchmark MODELS on random inputs: parameters, size, latency, throughput, peak memory, FLOPs, speed-up.
+
+    Forward passes by default (batch sizes 1,8,32 × lengths 32,128,512); with --generate, greedy generation of
+    --new-tokens after a --prompt-tokens prompt at batch sizes 1,8, beside the ideal speed-up from FLOPs.
+    """
     from rich.console import Console
 
-    from layerdrop.bench import run_bench
+    from layerdrop.errors import LayerDropError
     from layerdrop.outputs import check_output, write_text
+    from layerdrop.settings import flag
 
-    config = BenchSettings.model_validate(settings)
-    for path, flag in ((json_path, "--json"), (csv_path, "--csv")):
+    schema = GenerationBenchSettings if generate else BenchSettings
+    if foreign := [name for name in settings if name not in schema.model_fields]:
+        raise LayerDropError(f"{flag(foreign[0])} goes {'without' if generate else 'with'} --generate")
+    config = schema.model_validate(settings)
+    for path, option in ((json_path, "--json"), (csv_path, "--csv")):
         if path is not None:
-            check_output(path, "file", overwrite, what=flag)
+            check_output(path, "file", overwrite, what=option)
     console = Console(stderr=True)
-    report = run_bench(models, config, _progress(console))
-    Console().print(_table(report))
+    if generate:
+        from layerdrop.generation_bench import run_generation_bench
+
+        report = run_generation_bench(models, config, progress=console.is_terminal)
+        Console().print(_generation_table(report))
+    else:
+        from layerdrop.bench import run_bench
+
+        report = run_bench(models, config, _progress(console))
+        Console().print(_table(report))
     if json_path:
         write_text(json_path, json.dumps(report.to_dict(), indent=2), overwrite, what="--json")
     if csv_path:
@@ -99,6 +119,33 @@ def _table(report: BenchReport) -> Table:
                 f"{cell.median_ms:.1f}", f"{cell.p90_ms:.1f}", f"{cell.throughput:.{1 if cell.throughput < 100 else 0}f}",
                 _mib(cell.peak_memory_bytes, digits=0), _mib(cell.activation_memory_bytes),
                 f"{cell.speedup:.2f}", f"{cell.ideal_speedup:.2f}", f"{cell.speedup_vs_ideal:.3f}",
+                end_section=model is report.models[-1],
+            )
+    return table
+
+
+def _generation_table(report: GenerationReport) -> Table:
+    """A row per model and batch size: time to first token, tokens/s and the speed-up beside the FLOPs ratio."""
+    from rich import box
+    from rich.table import Table
+
+    labels = _labels([m.model for m in report.models])
+    settings = report.settings
+    caption = [
+        f"{report.device_name}, {settings['dtype']}, {report.threads} threads, greedy, {settings['prompt_tokens']} prompt tokens "
+        f"then {settings['new_tokens']} new, KV cache, median of {settings['repeats']}",
+        *(f"{label}: {m.model}, {m.num_layers} layers, {m.parameters:,} parameters" for label, m in zip(labels, report.models)),
+        "ideal = FLOPs of the first model's generation / FLOPs of this one's (embeddings and LM head included)",
+    ]
+    table = Table(title="layerdrop bench --generate", caption="\n".join(caption), caption_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("batch", "model", "GFLOP", "first token\nms", "total\nms", "tokens/s", "speed\n-up", "ideal", "meas./\nideal"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for index in range(len(report.models[0].cells)):
+        for label, model in zip(labels, report.models):
+            cell = model.cells[index]
+            table.add_row(
+                str(cell.batch_size), label, f"{cell.flops / 1e9:,.1f}", f"{cell.first_token_ms:.0f}", f"{cell.total_ms:.0f}",
+                f"{cell.tokens_per_second:.1f}", f"{cell.speedup:.2f}", f"{cell.ideal_speedup:.2f}", f"{cell.speedup_vs_ideal:.3f}",
                 end_section=model is report.models[-1],
             )
     return table

@@ -31,7 +31,7 @@ def drop(
     """Drop layers from MODEL and save a plain transformers checkpoint to --output.
 
     Strategies that look at data (contribution, block-influence, angular, greedy) score the layers
-    on --task/--data or --text-file first; parameter looks at the weights only.
+    on --task/--data, --text-file or --corpus/--dataset first; parameter looks at the weights only.
     """
     from layerdrop.architectures import num_layers
     from layerdrop.checkpoint import load_model, load_model_config, load_tokenizer, save_model
@@ -43,7 +43,7 @@ def drop(
     chosen = get_strategy(strategy or ("explicit" if "layers" in options else "top"))
     data = CalibrationData.model_validate(calibration)
     if data.given and not chosen.uses_data:
-        raise LayerDropError(f"strategy {chosen.name!r} looks at no data; leave out --task/--data/--text-file")
+        raise LayerDropError(f"strategy {chosen.name!r} looks at no data; leave out --task, --text-file, --corpus and --dataset")
     check_output(output, "dir", overwrite, what="--output")  # everything below may take a while
     total = num_layers(load_model_config(model))
     prepared = chosen.prepare(options, total)  # the options, checked before any weights or data load
@@ -65,7 +65,7 @@ def _calibration_batches(data: CalibrationData, tokenizer: Any) -> tuple[Any, An
     """Tokenized batches of the data the layers are scored on, its task, and where it came from."""
     from layerdrop.calibration import load_calibration, make_batches
 
-    examples, task, described = load_calibration(data)
+    examples, task, described = load_calibration(data, tokenizer)
     if examples is None:
         return None, None, {}
     return make_batches(examples, tokenizer, task=task, batch_size=data.batch_size, max_length=data.max_length), task, described

@@ -46,7 +46,7 @@ def settings_options(
     `exclude` pick fields by name) to a command.
 
     The command receives the values as the dict parameter `into`. With `optional`, every option
-    defaults to None (booleans to False) and unset ones are left out of the dict, so the schema's
+    defaults to None and unset ones are left out of the dict, so the schema's
     own defaults and cross-field checks decide (strategy options differ per strategy). `panel`
     groups the options under a heading of their own in --help.
     """
@@ -67,7 +67,7 @@ def settings_options(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             values = {p.name: kwargs.pop(p.name) for p in added}
             if optional:
-                values = {name: value for name, value in values.items() if value is not None and value is not False}
+                values = {name: value for name, value in values.items() if value is not None}
             return command(*args, **{into: values}, **kwargs)
 
         wrapper.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
@@ -81,16 +81,16 @@ def _parameter(name: str, info: FieldInfo, optional: bool, panel: str | None) ->
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     cli_type = _cli_type(info.annotation)
     if optional:
-        default = False if cli_type is bool else None
+        default = None  # unset stays out of the dict; a boolean gets both --x and --no-x
     elif info.is_required():
         default = ...
     else:
         default = info.get_default(call_default_factory=True)
     if isinstance(default, list):  # parsed from "1,8,32" by the schema
         default = ",".join(map(str, default))
+    declared = f"{flag(name)}/--no-{flag(name)[2:]}" if cli_type is bool and (optional or default is True) else flag(name)
     if default is None:
         cli_type = Optional[cli_type]
-    declared = f"{flag(name)}/--no-{flag(name)[2:]}" if default is True else flag(name)
     option = typer.Option(declared, *extra.get("flags", ()), help=info.description, show_default=default not in (None, ...), rich_help_panel=panel)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[cli_type, option])
 

@@ -137,7 +137,7 @@ class Strategy:
         if self.needs != "position" and given.model is None:
             raise LayerDropError(f"strategy {self.name!r} needs the model's weights")
         if self.uses_data and not given.batches:
-            raise LayerDropError(f"strategy {self.name!r} needs data: a task ({named('task')}, {named('data')}) or texts ({named('text_file')})")
+            raise LayerDropError(f"strategy {self.name!r} needs data: a task ({named('task')}), texts ({named('text_file')}) or running text ({named('corpus')})")
         selection = self.select(options, given)
         if len(selection.layers) >= given.num_layers:
             raise LayerDropError(f"strategy {self.name!r} would drop all {given.num_layers} layers")
