@@ -135,15 +135,24 @@ def atomic_output_dir(output: str | Path, overwrite: bool = False) -> Iterator[P
             shutil.rmtree(staging)
 
 
-def save_model(model: PreTrainedModel, output: str | Path, tokenizer: Any | None = None, overwrite: bool = False) -> Path:
+def save_model(
+    model: PreTrainedModel, output: str | Path, tokenizer: Any | None = None, overwrite: bool = False,
+    extra_files_from: str | None = None,
+) -> Path:
     """Save as safetensors with the tokenizer and a model card, atomically.
 
     The result loads with `AutoModel….from_pretrained(output)` without layerdrop installed.
+    `extra_files_from` (the model it was made from) passes on that checkpoint's sentence-transformers
+    files, so `SentenceTransformer(output)` loads it too.
     """
     with atomic_output_dir(output, overwrite) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
+        if extra_files_from is not None:
+            from layerdrop.embeddings import copy_sentence_transformers_files  # embeddings imports this module
+
+            copy_sentence_transformers_files(resolve_source(extra_files_from), staging)
         (staging / "README.md").write_text(model_card(model))
     return Path(output)
 
