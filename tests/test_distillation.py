@@ -185,3 +185,12 @@ def test_distill_refuses_unlabelled_data_with_a_task_loss(tokenizer) -> None:
     train = load_split(TOY, "train").select(range(8)).remove_columns("label")
     with pytest.raises(LayerDropError, match="labelled"):
         distill(copy.deepcopy(teacher), teacher, tokenizer, TOY, train, TrainConfig(), DistillConfig(alpha=0.5))
+
+
+def test_distill_refuses_a_layer_map_that_does_not_fit(tokenizer) -> None:
+    teacher = tiny_classifier(tokenizer)
+    student = drop_layers(copy.deepcopy(teacher), [0, 1])
+    train = load_split(TOY, "train").select(range(8))
+    for layers in ([0], [0, 4]):
+        with pytest.raises(LayerDropError, match="layer map"):
+            distill(student, teacher, tokenizer, TOY, train, TrainConfig(), DistillConfig(hidden_weight=1.0), layers=layers)

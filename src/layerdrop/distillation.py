@@ -228,16 +228,25 @@ def distill(
     train: Dataset,
     config: TrainConfig,
     distill_config: DistillConfig = DistillConfig(),
+    layers: Sequence[int] | None = None,
     progress: bool = True,
 ) -> TrainStats:
     """Train `student` in place on `task`'s raw `train` split to match the fine-tuned `teacher`.
 
-    Student and teacher share `tokenizer` (same family). The teacher is frozen and moved to the
-    training device; its pass over the data counts in the returned training time.
+    Student and teacher share `tokenizer` (same family). `layers[i]` is the teacher layer that
+    student layer i matches in the hidden-state loss (default: `layer_map`). The teacher is moved
+    to the training device and only ever run in inference mode, so it stays as it is; its one pass
+    over the data counts in the returned training time.
     """
     if distill_config.alpha > 0 and "label" not in train.column_names:
         raise LayerDropError("the task loss (alpha > 0) needs labelled training data; set alpha to 0 to train on the teacher alone")
-    layers = layer_map(student.config, teacher.config) if distill_config.hidden_weight > 0 else ()
-    teacher.requires_grad_(False).to(PartialState().device)
+    if distill_config.hidden_weight > 0:
+        layers = list(layers) if layers is not None else layer_map(student.config, teacher.config)
+        if len(layers) != num_layers(student.config) or not all(0 <= i < num_layers(teacher.config) for i in layers):
+            raise LayerDropError(f"layer map {layers} does not give a teacher layer for each of the student's "
+                                 f"{num_layers(student.config)} layers")
+    else:
+        layers = ()
+    teacher.to(PartialState().device)
     objective = DistillationObjective(teacher, tokenizer, distill_config, layers, config.eval_batch_size, progress)
     return finetune(student, tokenizer, task, train, config, objective=objective, progress=progress)
