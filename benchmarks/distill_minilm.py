@@ -3,7 +3,7 @@
 For each task: the teacher is the full model fine-tuned with the settings of `glue_minilm.py`
 (lr 1e-4, batch 32, max length 128, seed 42; SST-2 a fixed random 8,000 of its training
 sentences x 1 epoch, STS-B all 5,749 pairs x 3 epochs). Each student drops 2 layers (top,
-bottom, symmetric) and is trained with the same data and settings, four ways:
+bottom, symmetric) and is trained with the same data and settings, in up to four ways:
 
 - pretrained + plain: dropped from the pre-trained model, fine-tuned on the labels (the paper's recipe,
   `glue_minilm.py`'s top-2 figures);
@@ -11,11 +11,13 @@ bottom, symmetric) and is trained with the same data and settings, four ways:
 - finetuned + plain: dropped from the fine-tuned teacher, fine-tuned again on the labels (the paper's Table 5 regime);
 - finetuned + distill: dropped from the fine-tuned teacher, then distilled from it.
 
+By default the runs are top (finetuned-plain, finetuned-distill) and symmetric and bottom
+(finetuned-distill); top's pretrained-plain figures are `glue_minilm.py`'s (same seeds, same data).
 Distillation uses `DistillConfig()`'s defaults unless flags say otherwise. Each run's dev score,
 % of the teacher's, and training time (teacher pass included) go to
 benchmarks/results/distill-minilm-<task>.json.
 
-    python benchmarks/distill_minilm.py [--tasks sst2,stsb] [--strategies top,bottom,symmetric] [--data ../shared/glue]
+    python benchmarks/distill_minilm.py [--tasks sst2,stsb] [--runs top:finetuned-distill,...] [--data ../shared/glue]
 """
 
 from __future__ import annotations
@@ -44,14 +46,14 @@ from layerdrop.training import finetune
 MODEL = "bundled:all-MiniLM-L6-v2"
 SETTINGS = {"sst2": dict(train=8000, epochs=1), "stsb": dict(train=None, epochs=3)}
 WAYS = ("pretrained-plain", "pretrained-distill", "finetuned-plain", "finetuned-distill")
+RUNS = ("top:finetuned-plain", "top:finetuned-distill", "symmetric:finetuned-distill", "bottom:finetuned-distill")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "glue"))
     parser.add_argument("--tasks", default="sst2,stsb")
-    parser.add_argument("--strategies", default="top,bottom,symmetric")
-    parser.add_argument("--ways", default=",".join(WAYS))
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"STRATEGY:WAY, ways: {', '.join(WAYS)}")
     parser.add_argument("--alpha", type=float, default=DistillConfig().alpha)
     parser.add_argument("--temperature", type=float, default=DistillConfig().temperature)
     parser.add_argument("--hidden-weight", type=float, default=DistillConfig().hidden_weight)
@@ -59,6 +61,9 @@ def main() -> None:
     args = parser.parse_args()
     if not Path(args.data, "SST-2", "train.tsv").is_file():
         sys.exit(f"skipped: GLUE files not found under {args.data} (pass --data)")
+    planned = [tuple(run.split(":")) for run in args.runs.split(",")]
+    if bad := [run for run in planned if len(run) != 2 or run[1] not in WAYS]:
+        sys.exit(f"bad run {':'.join(bad[0])!r}: give STRATEGY:WAY, ways: {', '.join(WAYS)}")
     distill_config = DistillConfig(alpha=args.alpha, temperature=args.temperature, hidden_weight=args.hidden_weight)
     tokenizer = load_tokenizer(MODEL)
     for name in args.tasks.split(","):
@@ -84,22 +89,21 @@ def main() -> None:
         runs = [dict(student="full", way="teacher", score=teacher_score, retained=1.0, train_time_s=stats.train_time_s,
                      params=parameter_count(teacher))]
         print(f"{name} teacher {teacher_score:.4f} ({stats.train_time_s:.0f} s)", flush=True)
-        for strategy in args.strategies.split(","):
+        for strategy, way in planned:
             layers = select_layers(strategy, 6, 2)
-            for way in args.ways.split(","):
-                start_from, method = way.split("-")
-                student = copy.deepcopy(teacher) if start_from == "finetuned" else pretrained()
-                drop_layers(student, layers, strategy={"name": strategy, "num_drop": 2})
-                before = score(student) if start_from == "finetuned" else None
-                if method == "plain":
-                    stats = finetune(student, tokenizer, task, train, config)
-                else:
-                    stats = distill(student, teacher, tokenizer, task, train, config, distill_config)
-                result = score(student)
-                runs.append(dict(student=strategy, dropped=layers, way=way, score=result, retained=result / teacher_score,
-                                 score_before_training=before, train_time_s=stats.train_time_s, params=parameter_count(student)))
-                print(f"{name} {strategy:9s} {way:18s} {result:.4f} = {100 * result / teacher_score:5.1f}% of the teacher "
-                      f"(before training {before if before is None else round(before, 4)}; {stats.train_time_s:.0f} s)", flush=True)
+            start_from, method = way.split("-")
+            student = copy.deepcopy(teacher) if start_from == "finetuned" else pretrained()
+            drop_layers(student, layers, strategy={"name": strategy, "num_drop": 2})
+            before = score(student) if start_from == "finetuned" else None
+            if method == "plain":
+                stats = finetune(student, tokenizer, task, train, config)
+            else:
+                stats = distill(student, teacher, tokenizer, task, train, config, distill_config)
+            result = score(student)
+            runs.append(dict(student=strategy, dropped=layers, way=way, score=result, retained=result / teacher_score,
+                             score_before_training=before, train_time_s=stats.train_time_s, params=parameter_count(student)))
+            print(f"{name} {strategy:9s} {way:18s} {result:.4f} = {100 * result / teacher_score:5.1f}% of the teacher "
+                  f"(before training {before if before is None else round(before, 4)}; {stats.train_time_s:.0f} s)", flush=True)
         write_json(Path(args.out) / f"distill-minilm-{name}.json", {
             "model": MODEL, "task": name, "train_examples": len(train),
             "train_subsample": {"examples": settings["train"], "seed": 0} if settings["train"] else None,
