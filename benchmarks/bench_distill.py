@@ -36,7 +36,7 @@ from layerdrop.glue import get_task, load_split
 from layerdrop.outputs import write_json
 from layerdrop.settings import TrainConfig
 from layerdrop.surgery import drop_layers
-from layerdrop.training import INDEX, finetune, model_inputs
+from layerdrop.training import finetune, model_inputs
 
 MODEL = "bundled:all-MiniLM-L6-v2"
 
@@ -60,10 +60,17 @@ class NaiveDistillation(DistillationObjective):
         with torch.inference_mode():
             teacher = self.teacher(**model_inputs(batch), output_hidden_states=bool(self.layers))
         hidden = [teacher.hidden_states[layer + 1] for layer in self.layers]
-        return distillation_loss(outputs.logits, teacher.logits.clone(), batch.get("labels"), alpha=self.config.alpha,
-                                 temperature=self.config.temperature, student_hidden=outputs.hidden_states[1:] if self.layers else (),
-                                 teacher_hidden=[h.clone() for h in hidden], attention_mask=batch["attention_mask"],
-                                 hidden_weight=self.config.hidden_weight)
+        return distillation_loss(
+            outputs.logits,
+            teacher.logits.clone(),
+            batch.get("labels"),
+            alpha=self.config.alpha,
+            temperature=self.config.temperature,
+            student_hidden=outputs.hidden_states[1:] if self.layers else (),
+            teacher_hidden=[h.clone() for h in hidden],
+            attention_mask=batch["attention_mask"],
+            hidden_weight=self.config.hidden_weight,
+        )
 
 
 def main() -> None:
@@ -87,21 +94,29 @@ def main() -> None:
     kinds = {
         "plain": None,
         "cached": lambda: TimedPrepare(teacher, tokenizer, DistillConfig(), progress=False),
-        "cached_hidden": lambda: TimedPrepare(teacher, tokenizer, DistillConfig(hidden_weight=1.0), layers, progress=False),
+        "cached_hidden": lambda: TimedPrepare(
+            teacher, tokenizer, DistillConfig(hidden_weight=1.0), layers, progress=False
+        ),
         "naive": lambda: NaiveDistillation(teacher, tokenizer, DistillConfig(), progress=False),
-        "naive_hidden": lambda: NaiveDistillation(teacher, tokenizer, DistillConfig(hidden_weight=1.0), layers, progress=False),
+        "naive_hidden": lambda: NaiveDistillation(
+            teacher, tokenizer, DistillConfig(hidden_weight=1.0), layers, progress=False
+        ),
     }
     times: dict[str, list[float]] = {k: [] for k in kinds}
     teacher_pass: dict[str, list[float]] = {k: [] for k in kinds}
     for repeat in range(args.repeats):
         for kind, make in kinds.items():
             objective = make() if make else None
-            stats = finetune(copy.deepcopy(student0), tokenizer, task, train, config, objective=objective, progress=False)
+            stats = finetune(
+                copy.deepcopy(student0), tokenizer, task, train, config, objective=objective, progress=False
+            )
             pass_s = getattr(objective, "prepare_s", 0.0)
             times[kind].append(stats.train_time_s - pass_s)
             teacher_pass[kind].append(pass_s)
-            print(f"repeat {repeat + 1} {kind:14s} epoch {stats.train_time_s - pass_s:6.1f} s + teacher pass {pass_s:5.1f} s",
-                  flush=True)
+            print(
+                f"repeat {repeat + 1} {kind:14s} epoch {stats.train_time_s - pass_s:6.1f} s + teacher pass {pass_s:5.1f} s",
+                flush=True,
+            )
     epoch = {k: statistics.median(v) for k, v in times.items()}
     passes = {k: statistics.median(v) for k, v in teacher_pass.items()}
     plain = epoch["plain"]
@@ -113,18 +128,28 @@ def main() -> None:
             "epoch_excl_teacher_pass": epoch[kind] / plain,
         }
     result = {
-        "model": MODEL, "student": "top 2 of 6 dropped", "task": "sst2", "train_examples": args.train,
-        "training": config.model_dump(), "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
-        "epoch_s_median": epoch, "teacher_pass_s_median": passes, "ratio_to_plain_epoch": ratios,
-        "epoch_s_all": times, "versions": versions(),
+        "model": MODEL,
+        "student": "top 2 of 6 dropped",
+        "task": "sst2",
+        "train_examples": args.train,
+        "training": config.model_dump(),
+        "repeats": args.repeats,
+        "torch_threads": torch.get_num_threads(),
+        "epoch_s_median": epoch,
+        "teacher_pass_s_median": passes,
+        "ratio_to_plain_epoch": ratios,
+        "epoch_s_all": times,
+        "versions": versions(),
     }
     write_json(args.out, result, overwrite=True)
     print(f"\nSST-2 {args.train} sentences, batch 32, median of {args.repeats}; plain epoch {plain:.1f} s")
     print(f"{'kind':15s} {'epoch s':>8s} {'teacher s':>9s} {'1 epoch':>8s} {f'amort. {args.epochs}':>9s}")
     for kind in kinds:
         r = ratios[kind]
-        print(f"{kind:15s} {epoch[kind]:8.1f} {passes[kind]:9.1f} {r['one_epoch_incl_teacher_pass']:8.2f}x "
-              f"{r[f'amortised_over_{args.epochs}_epochs']:8.2f}x")
+        print(
+            f"{kind:15s} {epoch[kind]:8.1f} {passes[kind]:9.1f} {r['one_epoch_incl_teacher_pass']:8.2f}x "
+            f"{r[f'amortised_over_{args.epochs}_epochs']:8.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -86,8 +86,16 @@ def main() -> None:
         teacher = pretrained()
         stats = finetune(teacher, tokenizer, task, train, config)
         teacher_score = score(teacher)
-        runs = [dict(student="full", way="teacher", score=teacher_score, retained=1.0, train_time_s=stats.train_time_s,
-                     params=parameter_count(teacher))]
+        runs = [
+            dict(
+                student="full",
+                way="teacher",
+                score=teacher_score,
+                retained=1.0,
+                train_time_s=stats.train_time_s,
+                params=parameter_count(teacher),
+            )
+        ]
         print(f"{name} teacher {teacher_score:.4f} ({stats.train_time_s:.0f} s)", flush=True)
         for strategy, way in planned:
             layers = select_layers(strategy, 6, 2)
@@ -100,16 +108,39 @@ def main() -> None:
             else:
                 stats = distill(student, teacher, tokenizer, task, train, config, distill_config)
             result = score(student)
-            runs.append(dict(student=strategy, dropped=layers, way=way, score=result, retained=result / teacher_score,
-                             score_before_training=before, train_time_s=stats.train_time_s, params=parameter_count(student)))
-            print(f"{name} {strategy:9s} {way:18s} {result:.4f} = {100 * result / teacher_score:5.1f}% of the teacher "
-                  f"(before training {before if before is None else round(before, 4)}; {stats.train_time_s:.0f} s)", flush=True)
-        write_json(Path(args.out) / f"distill-minilm-{name}.json", {
-            "model": MODEL, "task": name, "train_examples": len(train),
-            "train_subsample": {"examples": settings["train"], "seed": 0} if settings["train"] else None,
-            "training": config.model_dump(), "distillation": distill_config.model_dump(), "runs": runs,
-            "wall_time_s": time.perf_counter() - started, "torch_threads": torch.get_num_threads(), "versions": versions(),
-        }, overwrite=True)
+            runs.append(
+                dict(
+                    student=strategy,
+                    dropped=layers,
+                    way=way,
+                    score=result,
+                    retained=result / teacher_score,
+                    score_before_training=before,
+                    train_time_s=stats.train_time_s,
+                    params=parameter_count(student),
+                )
+            )
+            print(
+                f"{name} {strategy:9s} {way:18s} {result:.4f} = {100 * result / teacher_score:5.1f}% of the teacher "
+                f"(before training {before if before is None else round(before, 4)}; {stats.train_time_s:.0f} s)",
+                flush=True,
+            )
+        write_json(
+            Path(args.out) / f"distill-minilm-{name}.json",
+            {
+                "model": MODEL,
+                "task": name,
+                "train_examples": len(train),
+                "train_subsample": {"examples": settings["train"], "seed": 0} if settings["train"] else None,
+                "training": config.model_dump(),
+                "distillation": distill_config.model_dump(),
+                "runs": runs,
+                "wall_time_s": time.perf_counter() - started,
+                "torch_threads": torch.get_num_threads(),
+                "versions": versions(),
+            },
+            overwrite=True,
+        )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sst2", type=int, default=0, help="also train on this many SST-2 train sentences")
-    parser.add_argument("--select-pairs", type=int, default=1000, help="STS-B train pairs that choose the data-driven pair")
+    parser.add_argument(
+        "--select-pairs", type=int, default=1000, help="STS-B train pairs that choose the data-driven pair"
+    )
     parser.add_argument("--students", default="top,bottom,symmetric,data")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "embedding-distill.json"))
     args = parser.parse_args()
@@ -85,17 +87,40 @@ def main() -> None:
         before = sts_spearman(student, dev, task, progress=False)
         stats = distill_embeddings(student, teacher, sentences, config)
         after = sts_spearman(student, dev, task, progress=False)
-        runs.append(dict(student=name, dropped=layers, spearman_before=before, spearman=after, retained_before=before / full,
-                         retained=after / full, train_time_s=stats.train_time_s, final_loss=stats.final_loss))
-        print(f"{name:16s} {layers}: {before:.2f} -> {after:.2f} ({100 * before / full:.1f}% -> {100 * after / full:.1f}% "
-              f"of full; {stats.train_time_s:.0f} s)", flush=True)
-    write_json(args.out, {
-        "model": MODEL, "metric": "STS-B dev Spearman x 100 of cosine similarity, zero-shot",
-        "training_sentences": len(sentences), "sources": ["STS-B train (both sides, scores unused)"]
-        + ([f"SST-2 train, {args.sst2} random sentences (seed 0)"] if args.sst2 else []),
-        "training": config.model_dump(), "selection_on_train_pairs": selection, "runs": runs,
-        "wall_time_s": time.perf_counter() - started, "torch_threads": torch.get_num_threads(), "versions": versions(),
-    }, overwrite=True)
+        runs.append(
+            dict(
+                student=name,
+                dropped=layers,
+                spearman_before=before,
+                spearman=after,
+                retained_before=before / full,
+                retained=after / full,
+                train_time_s=stats.train_time_s,
+                final_loss=stats.final_loss,
+            )
+        )
+        print(
+            f"{name:16s} {layers}: {before:.2f} -> {after:.2f} ({100 * before / full:.1f}% -> {100 * after / full:.1f}% "
+            f"of full; {stats.train_time_s:.0f} s)",
+            flush=True,
+        )
+    write_json(
+        args.out,
+        {
+            "model": MODEL,
+            "metric": "STS-B dev Spearman x 100 of cosine similarity, zero-shot",
+            "training_sentences": len(sentences),
+            "sources": ["STS-B train (both sides, scores unused)"]
+            + ([f"SST-2 train, {args.sst2} random sentences (seed 0)"] if args.sst2 else []),
+            "training": config.model_dump(),
+            "selection_on_train_pairs": selection,
+            "runs": runs,
+            "wall_time_s": time.perf_counter() - started,
+            "torch_threads": torch.get_num_threads(),
+            "versions": versions(),
+        },
+        overwrite=True,
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Bert
 
 from layerdrop.checkpoint import save_model
 from layerdrop.distillation import (
-    DistillConfig,
     DistillationObjective,
+    DistillConfig,
     distill,
     distillation_loss,
     layer_map,
@@ -34,8 +34,15 @@ def tokenizer(minilm_dir: Path):
 
 
 def tiny_classifier(tokenizer, num_labels: int = 2, layers: int = 4, seed: int = 0) -> BertForSequenceClassification:
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=37, num_labels=num_labels, initializer_range=0.2)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=37,
+        num_labels=num_labels,
+        initializer_range=0.2,
+    )
     torch.manual_seed(seed)
     return BertForSequenceClassification(config).eval()
 
@@ -54,10 +61,13 @@ def test_classification_loss_matches_hand_computation() -> None:
         exps = [math.exp(x / temp) for x in row]
         return [e / sum(exps) for e in exps]
 
-    kl = sum(
-        sum(p * math.log(p / q) for p, q in zip(softmax(tr, t), softmax(sr, t)))
-        for sr, tr in zip(student.tolist(), teacher.tolist())
-    ) / 2
+    kl = (
+        sum(
+            sum(p * math.log(p / q) for p, q in zip(softmax(tr, t), softmax(sr, t)))
+            for sr, tr in zip(student.tolist(), teacher.tolist())
+        )
+        / 2
+    )
     ce = sum(-math.log(softmax(row, 1)[y]) for row, y in zip(student.tolist(), labels.tolist())) / 2
     expected = alpha * ce + (1 - alpha) * t**2 * kl
     got = distillation_loss(student, teacher, labels, alpha=alpha, temperature=t)
@@ -79,8 +89,17 @@ def test_hidden_state_loss_averages_real_tokens_only() -> None:
     t1[1, 2] = 100.0  # a padding position: ignored
     mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
     logits = torch.zeros(2, 2)
-    got = distillation_loss(logits, logits, None, alpha=0.0, temperature=1.0, student_hidden=[s1, s2],
-                            teacher_hidden=[t1, t2], attention_mask=mask, hidden_weight=0.5)
+    got = distillation_loss(
+        logits,
+        logits,
+        None,
+        alpha=0.0,
+        temperature=1.0,
+        student_hidden=[s1, s2],
+        teacher_hidden=[t1, t2],
+        attention_mask=mask,
+        hidden_weight=0.5,
+    )
     # 5 real tokens x 2 units x 2 layers = 20 terms: layer 1 contributes 10 x 1, layer 2 one 2^2
     assert got.item() == pytest.approx(0.5 * (10 + 4) / 20)
 
@@ -168,14 +187,24 @@ def test_distilled_student_learns_saves_and_reloads(tokenizer, tmp_path: Path, h
         return (teacher_outputs(student, data, tokenizer, progress=False).logits - target).abs().mean().item()
 
     before = gap()
-    stats = distill(student, teacher, tokenizer, TOY, train, config, DistillConfig(alpha=0.0, hidden_weight=hidden_weight),
-                    progress=False)
+    stats = distill(
+        student,
+        teacher,
+        tokenizer,
+        TOY,
+        train,
+        config,
+        DistillConfig(alpha=0.0, hidden_weight=hidden_weight),
+        progress=False,
+    )
     assert stats.steps == 8 and stats.train_examples == 64
     assert gap() < 0.7 * before, "the student's logits moved towards the teacher's"
     assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in teacher_state.items()), "the teacher is frozen"
     save_model(student, tmp_path / "student", tokenizer=tokenizer)
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "student").eval()
-    batch = tokenizer(["a fine film .", "the plot was dull , but the cast was great ."], padding=True, return_tensors="pt")
+    batch = tokenizer(
+        ["a fine film .", "the plot was dull , but the cast was great ."], padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         assert torch.allclose(reloaded(**batch).logits, student.eval()(**batch).logits, atol=1e-6)
 
@@ -193,4 +222,6 @@ def test_distill_refuses_a_layer_map_that_does_not_fit(tokenizer) -> None:
     train = load_split(TOY, "train").select(range(8))
     for layers in ([0], [0, 4]):
         with pytest.raises(LayerDropError, match="layer map"):
-            distill(student, teacher, tokenizer, TOY, train, TrainConfig(), DistillConfig(hidden_weight=1.0), layers=layers)
+            distill(
+                student, teacher, tokenizer, TOY, train, TrainConfig(), DistillConfig(hidden_weight=1.0), layers=layers
+            )

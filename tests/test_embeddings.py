@@ -54,7 +54,9 @@ def test_poolings_ignore_padding(modes: tuple[str, ...], expected: list[list[flo
 def test_pooling_comes_from_the_checkpoint(minilm_dir: Path, tmp_path: Path) -> None:
     assert read_pooling(minilm_dir) == PoolingSpec(("pooling_mode_mean_tokens",), normalize=True, max_length=256)
     assert read_pooling(tmp_path) == PoolingSpec(("pooling_mode_mean_tokens",), normalize=False)
-    (tmp_path / "modules.json").write_text(json.dumps([{"idx": 1, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (tmp_path / "modules.json").write_text(
+        json.dumps([{"idx": 1, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])
+    )
     (tmp_path / "1_Pooling").mkdir()
     (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
     assert read_pooling(tmp_path) == PoolingSpec(("pooling_mode_cls_token",))
@@ -69,8 +71,15 @@ def test_pooling_comes_from_the_checkpoint(minilm_dir: Path, tmp_path: Path) -> 
 def test_copy_keeps_sentence_transformers_files_not_weights(minilm_dir: Path, tmp_path: Path) -> None:
     copied = copy_sentence_transformers_files(minilm_dir, tmp_path)
     # 2_Normalize/ is listed in modules.json but not shipped (Normalize has no parameters)
-    assert sorted(copied) == ["1_Pooling/", "config_sentence_transformers.json", "modules.json", "sentence_bert_config.json"]
-    assert (tmp_path / "1_Pooling" / "config.json").read_bytes() == (minilm_dir / "1_Pooling" / "config.json").read_bytes()
+    assert sorted(copied) == [
+        "1_Pooling/",
+        "config_sentence_transformers.json",
+        "modules.json",
+        "sentence_bert_config.json",
+    ]
+    assert (tmp_path / "1_Pooling" / "config.json").read_bytes() == (
+        minilm_dir / "1_Pooling" / "config.json"
+    ).read_bytes()
     assert not list(tmp_path.glob("*.safetensors"))
     assert copy_sentence_transformers_files(tmp_path / "1_Pooling", tmp_path / "elsewhere") == []
 
@@ -81,8 +90,9 @@ def test_sentence_transformers_loads_a_dropped_minilm(minilm_dir: Path, tmp_path
 
     model = load_model(str(minilm_dir), head="base")
     drop_layers(model, [4, 5], strategy={"name": "top", "num_drop": 2})
-    out = save_model(model, tmp_path / "minilm-top2", tokenizer=load_tokenizer(str(minilm_dir)),
-                     extra_files_from=str(minilm_dir))
+    out = save_model(
+        model, tmp_path / "minilm-top2", tokenizer=load_tokenizer(str(minilm_dir)), extra_files_from=str(minilm_dir)
+    )
     task = get_task("stsb")
     pairs = _stsb_sample(task, minilm_dir)
     sentences = list(pairs["sentence1"]) + list(pairs["sentence2"])
@@ -109,8 +119,14 @@ def _stsb_sample(task, minilm_dir: Path) -> Dataset:
 def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
     """A 4-layer BERT base model with MiniLM's tokenizer and sentence-transformers files."""
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                        intermediate_size=37, initializer_range=0.2)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=37,
+        initializer_range=0.2,
+    )
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("models") / "tiny-encoder"
     BertModel(config).save_pretrained(folder)

@@ -41,17 +41,21 @@ class DistillConfig(Settings):
     (docs in the README: toy task, SST-2, STS-B with 2 of 6 layers dropped)."""
 
     alpha: float = Field(
-        0.5, ge=0, le=1,
+        0.5,
+        ge=0,
+        le=1,
         description="weight of the task loss on gold labels; the rest (1 - alpha) matches the teacher. "
         "0.5 (DistilBERT's mix): the labels keep the student honest where the teacher errs",
     )
     temperature: float = Field(
-        2.0, gt=0,
+        2.0,
+        gt=0,
         description="softens both distributions so the teacher's non-top classes carry signal (classification only); "
         "2 is the usual choice for few-class tasks, where higher T flattens the few logits to uniform",
     )
     hidden_weight: float = Field(
-        0.0, ge=0,
+        0.0,
+        ge=0,
         description="weight of the MSE between each student layer and its teacher layer (0: off). Off by default: "
         "it did not raise dev scores here, and it stores every token's hidden states of the training set",
     )
@@ -117,13 +121,16 @@ def distillation_loss(
     if alpha > 0:
         if labels is None:
             raise LayerDropError("the task loss (alpha > 0) needs labels")
-        hard = (F.mse_loss(student_logits.squeeze(-1), labels.to(student_logits.dtype)) if regression
-                else F.cross_entropy(student_logits, labels))
+        hard = (
+            F.mse_loss(student_logits.squeeze(-1), labels.to(student_logits.dtype))
+            if regression
+            else F.cross_entropy(student_logits, labels)
+        )
         loss = loss + alpha * hard
     if hidden_weight > 0:
         if len(student_hidden) != len(teacher_hidden) or not student_hidden:
             raise ValueError(f"{len(student_hidden)} student and {len(teacher_hidden)} teacher hidden states")
-        mask = (attention_mask if attention_mask is not None else torch.ones(student_hidden[0].shape[:2]))
+        mask = attention_mask if attention_mask is not None else torch.ones(student_hidden[0].shape[:2])
         mask = mask.to(student_hidden[0].dtype).unsqueeze(-1)
         squared = sum((((s - t.to(s.dtype)) ** 2) * mask).sum() for s, t in zip(student_hidden, teacher_hidden))
         loss = loss + hidden_weight * squared / (mask.sum() * student_hidden[0].shape[-1] * len(student_hidden))
@@ -160,7 +167,11 @@ class TeacherOutputs:
 
 @torch.inference_mode()
 def teacher_outputs(
-    teacher: PreTrainedModel, data: Dataset, tokenizer: Any, layers: Sequence[int] = (), batch_size: int = 64,
+    teacher: PreTrainedModel,
+    data: Dataset,
+    tokenizer: Any,
+    layers: Sequence[int] = (),
+    batch_size: int = 64,
     progress: bool = True,
 ) -> TeacherOutputs:
     """Run the frozen teacher once over tokenized `data` (as `training.tokenize` makes it), longest examples first.
@@ -181,7 +192,9 @@ def teacher_outputs(
         if logits is None:
             logits = torch.empty(len(data), outputs.logits.shape[-1])
             if layers:
-                hidden = torch.empty(int(offsets[-1]), len(layers), outputs.hidden_states[0].shape[-1], dtype=torch.float16)
+                hidden = torch.empty(
+                    int(offsets[-1]), len(layers), outputs.hidden_states[0].shape[-1], dtype=torch.float16
+                )
         logits[rows] = outputs.logits.float().cpu()
         if layers:
             mask = batch["attention_mask"].cpu().bool()
@@ -194,8 +207,15 @@ def teacher_outputs(
 class DistillationObjective:
     """`finetune`'s objective for task distillation: `prepare` runs the teacher once, each step looks it up."""
 
-    def __init__(self, teacher: PreTrainedModel, tokenizer: Any, config: DistillConfig, layers: Sequence[int] = (),
-                 batch_size: int = 64, progress: bool = True):
+    def __init__(
+        self,
+        teacher: PreTrainedModel,
+        tokenizer: Any,
+        config: DistillConfig,
+        layers: Sequence[int] = (),
+        batch_size: int = 64,
+        progress: bool = True,
+    ):
         """`layers[i]` is the teacher layer that student layer i matches (see `layer_map`); used when hidden_weight > 0."""
         self.teacher, self.tokenizer, self.config = teacher, tokenizer, config
         self.layers = tuple(layers) if config.hidden_weight > 0 else ()
@@ -210,13 +230,19 @@ class DistillationObjective:
         teacher_logits, teacher_hidden = self.cache.lookup(batch[INDEX], batch["attention_mask"])
         device = outputs.logits.device
         if teacher_logits.shape[-1] != outputs.logits.shape[-1]:
-            raise LayerDropError(f"the student has {outputs.logits.shape[-1]} outputs, the teacher {teacher_logits.shape[-1]}")
+            raise LayerDropError(
+                f"the student has {outputs.logits.shape[-1]} outputs, the teacher {teacher_logits.shape[-1]}"
+            )
         return distillation_loss(
-            outputs.logits, teacher_logits.to(device), batch.get("labels"),
-            alpha=self.config.alpha, temperature=self.config.temperature,
+            outputs.logits,
+            teacher_logits.to(device),
+            batch.get("labels"),
+            alpha=self.config.alpha,
+            temperature=self.config.temperature,
             student_hidden=outputs.hidden_states[1:] if self.layers else (),
             teacher_hidden=[h.to(device) for h in teacher_hidden],
-            attention_mask=batch["attention_mask"], hidden_weight=self.config.hidden_weight,
+            attention_mask=batch["attention_mask"],
+            hidden_weight=self.config.hidden_weight,
         )
 
 
@@ -227,7 +253,7 @@ def distill(
     task: Task,
     train: Dataset,
     config: TrainConfig,
-    distill_config: DistillConfig = DistillConfig(),
+    distill_config: DistillConfig | None = None,
     layers: Sequence[int] | None = None,
     progress: bool = True,
 ) -> TrainStats:
@@ -238,13 +264,18 @@ def distill(
     to the training device and only ever run in inference mode, so it stays as it is; its one pass
     over the data counts in the returned training time.
     """
+    distill_config = distill_config or DistillConfig()
     if distill_config.alpha > 0 and "label" not in train.column_names:
-        raise LayerDropError("the task loss (alpha > 0) needs labelled training data; set alpha to 0 to train on the teacher alone")
+        raise LayerDropError(
+            "the task loss (alpha > 0) needs labelled training data; set alpha to 0 to train on the teacher alone"
+        )
     if distill_config.hidden_weight > 0:
         layers = list(layers) if layers is not None else layer_map(student.config, teacher.config)
         if len(layers) != num_layers(student.config) or not all(0 <= i < num_layers(teacher.config) for i in layers):
-            raise LayerDropError(f"layer map {layers} does not give a teacher layer for each of the student's "
-                                 f"{num_layers(student.config)} layers")
+            raise LayerDropError(
+                f"layer map {layers} does not give a teacher layer for each of the student's "
+                f"{num_layers(student.config)} layers"
+            )
     else:
         layers = ()
     teacher.to(PartialState().device)

@@ -156,7 +156,9 @@ class SentenceEncoder:
         return self.pooling(outputs.last_hidden_state, batch["attention_mask"])
 
     @torch.inference_mode()
-    def encode(self, sentences: Sequence[str], batch_size: int = 64, max_length: int | None = None, progress: bool = True) -> torch.Tensor:
+    def encode(
+        self, sentences: Sequence[str], batch_size: int = 64, max_length: int | None = None, progress: bool = True
+    ) -> torch.Tensor:
         """Embeddings of `sentences` ([N, H], float32, in the order given), batched longest first for speed.
 
         Sentences are cut at `max_length` tokens, by default the checkpoint's own max_seq_length (else 512).
@@ -167,8 +169,9 @@ class SentenceEncoder:
         result = torch.empty(len(sentences), 0)
         for start in tqdm(range(0, len(order), batch_size), desc="embedding", disable=not progress):
             chunk = order[start : start + batch_size]
-            batch = self.tokenizer([sentences[i] for i in chunk], padding=True, truncation=True, max_length=limit,
-                                   return_tensors="pt").to(self.model.device)
+            batch = self.tokenizer(
+                [sentences[i] for i in chunk], padding=True, truncation=True, max_length=limit, return_tensors="pt"
+            ).to(self.model.device)
             embeddings = self.embed(dict(batch)).float().cpu()
             if result.shape[1] == 0:
                 result = torch.empty(len(sentences), embeddings.shape[1])
@@ -187,7 +190,9 @@ def load_encoder(name: str) -> SentenceEncoder:
     return SentenceEncoder(load_model(name, head="base"), tokenizer, read_pooling(resolve_source(name)))
 
 
-def sts_spearman(encoder: SentenceEncoder, pairs: Dataset, task: Task, batch_size: int = 64, progress: bool = True) -> float:
+def sts_spearman(
+    encoder: SentenceEncoder, pairs: Dataset, task: Task, batch_size: int = 64, progress: bool = True
+) -> float:
     """Zero-shot STS score: Spearman correlation × 100 of the two sentences' cosine similarity with the gold scores.
 
     `pairs` has the task's two text columns and "label" (e.g. STS-B's dev split).
@@ -225,11 +230,10 @@ class EmbeddingMSE:
     looks its batch up by row number.
     """
 
-    forward_kwargs: dict[str, Any] = {}
-
     def __init__(self, student: SentenceEncoder, teacher: SentenceEncoder, batch_size: int = 64, progress: bool = True):
         self.student, self.teacher = student, teacher
         self.batch_size, self.progress = batch_size, progress
+        self.forward_kwargs: dict[str, Any] = {}
         self.targets: torch.Tensor | None = None
 
     @torch.inference_mode()
@@ -251,7 +255,9 @@ class EmbeddingMSE:
         student = self.student.pooling(outputs.last_hidden_state, batch["attention_mask"])
         target = self.targets[batch[INDEX].cpu()].to(student.device)
         if student.shape != target.shape:
-            raise LayerDropError(f"student embeddings have {student.shape[-1]} dimensions, the teacher's {target.shape[-1]}")
+            raise LayerDropError(
+                f"student embeddings have {student.shape[-1]} dimensions, the teacher's {target.shape[-1]}"
+            )
         return F.mse_loss(student, target)
 
 
@@ -265,4 +271,6 @@ def distill_embeddings(
     embeds each sentence once, before training.
     """
     objective = EmbeddingMSE(student, teacher, batch_size=config.eval_batch_size, progress=progress)
-    return finetune(student.model, student.tokenizer, SENTENCES, sentences, config, objective=objective, progress=progress)
+    return finetune(
+        student.model, student.tokenizer, SENTENCES, sentences, config, objective=objective, progress=progress
+    )

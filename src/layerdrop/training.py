@@ -65,7 +65,8 @@ class Objective(Protocol):
 class TaskLoss:
     """The model's own loss on the gold labels (cross-entropy, or MSE for regression)."""
 
-    forward_kwargs: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self.forward_kwargs: dict[str, Any] = {}
 
     def prepare(self, data: Dataset) -> None:
         pass
