@@ -9,7 +9,10 @@ sentence-transformers layer-reduction recipe, on unlabelled sentences: every dis
 of the STS-B train split (its scores unused), optionally plus SST-2 train sentences.
 Writes benchmarks/results/embedding-distill.json.
 
-    python benchmarks/embedding_distill.py [--epochs 3] [--lr 1e-4] [--sst2 0] [--data ../shared/glue]
+Learning rate 1e-3, not sentence-transformers' 1e-4: with ~10k sentences and a few hundred steps,
+1e-4 moved the top-2 student from 66.8 to 80.8 only (2 epochs); 1e-3 on 2,000 sentences already gave 82.1.
+
+    python benchmarks/embedding_distill.py [--epochs 2] [--lr 1e-3] [--students top,data] [--data ../shared/glue]
 """
 
 from __future__ import annotations
@@ -37,14 +40,14 @@ MODEL = "bundled:all-MiniLM-L6-v2"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "glue"))
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sst2", type=int, default=0, help="also train on this many SST-2 train sentences")
     parser.add_argument(
-        "--select-pairs", type=int, default=1000, help="STS-B train pairs that choose the data-driven pair"
+        "--select-pairs", type=int, default=500, help="STS-B train pairs that choose the data-driven pair"
     )
-    parser.add_argument("--students", default="top,bottom,symmetric,data")
+    parser.add_argument("--students", default="top,data", help="any of top, bottom, symmetric, data")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "embedding-distill.json"))
     args = parser.parse_args()
     if not Path(args.data, "STS-B", "train.tsv").is_file():
