@@ -114,7 +114,8 @@ def main() -> None:
             times[kind].append(stats.train_time_s - pass_s)
             teacher_pass[kind].append(pass_s)
             print(
-                f"repeat {repeat + 1} {kind:14s} epoch {stats.train_time_s - pass_s:6.1f} s + teacher pass {pass_s:5.1f} s",
+                f"repeat {repeat + 1} {kind:14s} epoch {stats.train_time_s - pass_s:6.1f} s "
+                f"+ teacher pass {pass_s:5.1f} s",
                 flush=True,
             )
     epoch = {k: statistics.median(v) for k, v in times.items()}

@@ -103,7 +103,8 @@ def main() -> None:
             )
         )
         print(
-            f"{name:16s} {layers}: {before:.2f} -> {after:.2f} ({100 * before / full:.1f}% -> {100 * after / full:.1f}% "
+            f"{name:16s} {layers}: {before:.2f} -> {after:.2f} "
+            f"({100 * before / full:.1f}% -> {100 * after / full:.1f}% "
             f"of full; {stats.train_time_s:.0f} s)",
             flush=True,
         )

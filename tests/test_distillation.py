@@ -63,12 +63,12 @@ def test_classification_loss_matches_hand_computation() -> None:
 
     kl = (
         sum(
-            sum(p * math.log(p / q) for p, q in zip(softmax(tr, t), softmax(sr, t)))
-            for sr, tr in zip(student.tolist(), teacher.tolist())
+            sum(p * math.log(p / q) for p, q in zip(softmax(tr, t), softmax(sr, t), strict=True))
+            for sr, tr in zip(student.tolist(), teacher.tolist(), strict=True)
         )
         / 2
     )
-    ce = sum(-math.log(softmax(row, 1)[y]) for row, y in zip(student.tolist(), labels.tolist())) / 2
+    ce = sum(-math.log(softmax(row, 1)[y]) for row, y in zip(student.tolist(), labels.tolist(), strict=True)) / 2
     expected = alpha * ce + (1 - alpha) * t**2 * kl
     got = distillation_loss(student, teacher, labels, alpha=alpha, temperature=t)
     assert got.item() == pytest.approx(expected, rel=1e-6)

@@ -1,5 +1,7 @@
-"""Sentence embeddings: poolings against naive loops, the checkpoint's own pooling, sentence-transformers
-loading a dropped model, zero-shot STS scoring, and embedding distillation."""
+"""Sentence embeddings: poolings, the checkpoint's own pooling, sentence-transformers files, STS, distillation.
+
+Poolings are checked against hand computations, the files by sentence-transformers loading a dropped model.
+"""
 
 from __future__ import annotations
 

@@ -37,8 +37,11 @@ from layerdrop.training import INDEX, TrainStats, finetune
 
 
 class DistillConfig(Settings):
-    """How a student learns from its teacher. Defaults are those that met the targets on all-MiniLM-L6-v2
-    (docs in the README: toy task, SST-2, STS-B with 2 of 6 layers dropped)."""
+    """How a student learns from its teacher.
+
+    Defaults are those that met the targets on all-MiniLM-L6-v2 with 2 of 6 layers dropped (toy
+    task, SST-2, STS-B); each field says why.
+    """
 
     alpha: float = Field(
         0.5,
@@ -132,7 +135,8 @@ def distillation_loss(
             raise ValueError(f"{len(student_hidden)} student and {len(teacher_hidden)} teacher hidden states")
         mask = attention_mask if attention_mask is not None else torch.ones(student_hidden[0].shape[:2])
         mask = mask.to(student_hidden[0].dtype).unsqueeze(-1)
-        squared = sum((((s - t.to(s.dtype)) ** 2) * mask).sum() for s, t in zip(student_hidden, teacher_hidden))
+        pairs = zip(student_hidden, teacher_hidden, strict=True)
+        squared = sum((((s - t.to(s.dtype)) ** 2) * mask).sum() for s, t in pairs)
         loss = loss + hidden_weight * squared / (mask.sum() * student_hidden[0].shape[-1] * len(student_hidden))
     return loss
 
@@ -152,8 +156,11 @@ class TeacherOutputs:
     offsets: torch.Tensor | None = None
 
     def lookup(self, indices: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits [B, C] of these examples, and per kept layer their hidden states [B, L, H] laid out
-        on the batch's non-padding positions (`attention_mask` [B, L]), zeros elsewhere, as float32."""
+        """Logits [B, C] of these examples, and per kept layer their hidden states [B, L, H].
+
+        Hidden states are laid out on the batch's non-padding positions (`attention_mask` [B, L]),
+        zeros elsewhere, as float32.
+        """
         indices = indices.cpu()
         logits = self.logits[indices]
         if self.hidden is None:
@@ -216,7 +223,7 @@ class DistillationObjective:
         batch_size: int = 64,
         progress: bool = True,
     ):
-        """`layers[i]` is the teacher layer that student layer i matches (see `layer_map`); used when hidden_weight > 0."""
+        """`layers[i]` is the teacher layer that student layer i matches (`layer_map`); used if hidden_weight > 0."""
         self.teacher, self.tokenizer, self.config = teacher, tokenizer, config
         self.layers = tuple(layers) if config.hidden_weight > 0 else ()
         self.batch_size, self.progress = batch_size, progress
@@ -224,9 +231,11 @@ class DistillationObjective:
         self.cache: TeacherOutputs | None = None
 
     def prepare(self, data: Dataset) -> None:
+        """Run the teacher once over the tokenized training data."""
         self.cache = teacher_outputs(self.teacher, data, self.tokenizer, self.layers, self.batch_size, self.progress)
 
     def __call__(self, outputs: ModelOutput, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The distillation loss of a batch, the teacher's side looked up by the batch's row numbers."""
         teacher_logits, teacher_hidden = self.cache.lookup(batch[INDEX], batch["attention_mask"])
         device = outputs.logits.device
         if teacher_logits.shape[-1] != outputs.logits.shape[-1]:

@@ -85,6 +85,7 @@ class PoolingSpec:
     max_length: int | None = None  # sentence-transformers' max_seq_length, when the checkpoint sets one
 
     def __call__(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Sentence vectors [B, D] of token vectors [B, L, H] under attention mask [B, L]."""
         pooled = torch.cat([POOLINGS[mode](tokens, mask) for mode in self.modes], dim=-1)
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
@@ -119,8 +120,10 @@ def _read_json(path: Path) -> Any:
 
 
 def copy_sentence_transformers_files(source: str | Path, target: str | Path) -> list[str]:
-    """Copy a checkpoint's sentence-transformers files (modules.json, the module folders it lists,
-    sentence_bert_config.json, …) from folder `source` into `target`; returns what was copied.
+    """Copy a checkpoint's sentence-transformers files from folder `source` into `target`.
+
+    That is modules.json, the module folders it lists, sentence_bert_config.json and
+    config_sentence_transformers.json; returns what was copied.
 
     Never the weights (the Transformer module lives at the top level, path ""), so a dropped or
     distilled model keeps its own. Folders listed but absent (all-MiniLM-L6-v2 ships no
@@ -231,6 +234,7 @@ class EmbeddingMSE:
     """
 
     def __init__(self, student: SentenceEncoder, teacher: SentenceEncoder, batch_size: int = 64, progress: bool = True):
+        """Match `student`'s embeddings to `teacher`'s; `batch_size` is the teacher's batch for its one pass."""
         self.student, self.teacher = student, teacher
         self.batch_size, self.progress = batch_size, progress
         self.forward_kwargs: dict[str, Any] = {}
@@ -238,6 +242,7 @@ class EmbeddingMSE:
 
     @torch.inference_mode()
     def prepare(self, data: Dataset) -> None:
+        """Embed every tokenized training sentence with the teacher, longest first."""
         self.teacher.model.eval()
         targets = torch.empty(0)
         order = np.argsort(-np.asarray(data["length"]), kind="stable")
@@ -252,6 +257,7 @@ class EmbeddingMSE:
         self.targets = targets
 
     def __call__(self, outputs: ModelOutput, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """MSE between the batch's student embeddings and its cached teacher embeddings."""
         student = self.student.pooling(outputs.last_hidden_state, batch["attention_mask"])
         target = self.targets[batch[INDEX].cpu()].to(student.device)
         if student.shape != target.shape:

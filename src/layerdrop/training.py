@@ -59,25 +59,31 @@ class Objective(Protocol):
     def prepare(self, data: Dataset) -> None:
         """Called once with the tokenized training data before the first step (e.g. to run a teacher)."""
 
-    def __call__(self, outputs: ModelOutput, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+    def __call__(self, outputs: ModelOutput, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss to minimise on this batch."""
 
 
 class TaskLoss:
     """The model's own loss on the gold labels (cross-entropy, or MSE for regression)."""
 
     def __init__(self) -> None:
+        """Nothing to set up: the model computes this loss itself when the batch has labels."""
         self.forward_kwargs: dict[str, Any] = {}
 
     def prepare(self, data: Dataset) -> None:
-        pass
+        """Nothing to compute ahead of training."""
 
     def __call__(self, outputs: ModelOutput, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss the model returned."""
         return outputs.loss
 
 
 def tokenize(dataset: Dataset, tokenizer: Any, task: Task, max_length: int) -> Dataset:
-    """Token ids (no padding: batches pad themselves), "labels" where the data has labels, each
-    example's length, and its row number "idx"."""
+    """Tokenize a task's raw split for training or prediction.
+
+    Returns token ids (no padding: batches pad themselves), "labels" where the data has labels,
+    each example's length, and its row number "idx".
+    """
     if tokenizer is None:
         raise LayerDropError("this model has no tokenizer; fine-tuning needs one saved with the model")
     def encode(batch: dict[str, list]) -> dict[str, list]:
@@ -162,7 +168,9 @@ def finetune(
     model.train()
     events: list[str] = []
     loss_value = float("nan")
-    bar = tqdm(total=total_steps, desc=f"training on {task.name}", disable=not (progress and accelerator.is_local_main_process))
+    bar = tqdm(
+        total=total_steps, desc=f"training on {task.name}", disable=not (progress and accelerator.is_local_main_process)
+    )
     for epoch in range(config.epochs):
         for batch in loader:
             loss = objective(model(**model_inputs(batch), **objective.forward_kwargs), batch)
