@@ -39,8 +39,8 @@ from layerdrop.training import INDEX, TrainStats, finetune
 class DistillConfig(Settings):
     """How a student learns from its teacher.
 
-    Defaults are those that met the targets on all-MiniLM-L6-v2 with 2 of 6 layers dropped (toy
-    task, SST-2, STS-B); each field says why.
+    Measured on all-MiniLM-L6-v2 with 2 of 6 layers dropped, starting from the fine-tuned teacher
+    (toy task, SST-2, STS-B; figures in the README). Each field says why its default.
     """
 
     alpha: float = Field(
@@ -48,19 +48,21 @@ class DistillConfig(Settings):
         ge=0,
         le=1,
         description="weight of the task loss on gold labels; the rest (1 - alpha) matches the teacher. "
-        "0.5 (DistilBERT's mix): the labels keep the student honest where the teacher errs",
+        "0.5 (DistilBERT's mix) keeps the labels where the teacher errs; 0 did no better on the toy task",
     )
     temperature: float = Field(
         2.0,
         gt=0,
-        description="softens both distributions so the teacher's non-top classes carry signal (classification only); "
-        "2 is the usual choice for few-class tasks, where higher T flattens the few logits to uniform",
+        description="softens both distributions so the teacher's other classes carry signal (classification only); "
+        "2, as usual for tasks with few classes: a higher T flattens two or three logits towards uniform",
     )
     hidden_weight: float = Field(
         0.0,
         ge=0,
-        description="weight of the MSE between each student layer and its teacher layer (0: off). Off by default: "
-        "it did not raise dev scores here, and it stores every token's hidden states of the training set",
+        description="weight of the MSE between each student layer's output and its teacher layer's (0: off). "
+        "Off by default because its cache holds every training token's hidden states (BERT-base on MNLI: "
+        "about 290 GB in fp16); turn it on for small data and hard layer choices: with 1.0 the toy task's "
+        "bottom-2 student reached 97.0% instead of 93.5%",
     )
 
 
