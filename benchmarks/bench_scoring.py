@@ -29,8 +29,8 @@ import transformers  # noqa: E402
 from layerdrop.architectures import num_layers  # noqa: E402
 from layerdrop.checkpoint import load_model, load_tokenizer  # noqa: E402
 from layerdrop.glue import get_task, load_split  # noqa: E402
-from layerdrop.strategies.data_driven import make_batches  # noqa: E402
-from layerdrop.strategies.greedy import greedy_search  # noqa: E402
+from layerdrop.calibration import make_batches  # noqa: E402
+from layerdrop.strategies.greedy_search import greedy_search  # noqa: E402
 from layerdrop.strategies.similarity import forward_kwargs, layer_similarity, model_inputs  # noqa: E402
 
 DEFAULT_GLUE = Path(__file__).resolve().parents[2] / "shared" / "glue"

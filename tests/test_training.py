@@ -1,133 +1,73 @@
-"""Fine-tuning, evaluation and the end-to-end experiment on a tiny BERT with a real tokenizer."""
+"""Fine-tuning on a tiny BERT: deterministic, frozen layers stay frozen, and the exact numbers of a fixed run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+from transformers import AutoTokenizer, BertForSequenceClassification
 
-from cli import assert_one_line_error, layerdrop_in_process
 from layerdrop.errors import LayerDropError
-from layerdrop.experiment import Experiment, run_experiment
 from layerdrop.glue import get_task, load_split
 from layerdrop.settings import TrainConfig
-from layerdrop.training import finetune
+from layerdrop.training import finetune, predict
 
 FAST = dict(epochs=1, batch_size=16, max_length=32, learning_rate=1e-3)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
-    """A 4-layer BERT with MiniLM's real tokenizer, saved like any checkpoint."""
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37)
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("models") / "tiny-bert"
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def toy_train(n: int = 96):
     return load_split(get_task("toy-sentiment"), "train").select(range(n))
 
 
-def test_finetune_is_deterministic_and_respects_frozen_layers(tiny_dir: Path) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+def test_finetune_is_deterministic_and_respects_frozen_layers(tiny_bert_dir: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     task = get_task("toy-sentiment")
     weights = []
     for _ in range(2):
-        model = BertForSequenceClassification.from_pretrained(tiny_dir)
+        model = BertForSequenceClassification.from_pretrained(tiny_bert_dir)
         frozen_before = model.bert.encoder.layer[1].output.dense.weight.clone()
         stats = finetune(model, tokenizer, task, toy_train(), TrainConfig(**FAST), frozen_layers=[1])
         assert torch.equal(model.bert.encoder.layer[1].output.dense.weight, frozen_before)
-        assert not torch.equal(model.bert.encoder.layer[0].output.dense.weight, BertForSequenceClassification.from_pretrained(tiny_dir).bert.encoder.layer[0].output.dense.weight)
+        assert not torch.equal(model.bert.encoder.layer[0].output.dense.weight, BertForSequenceClassification.from_pretrained(tiny_bert_dir).bert.encoder.layer[0].output.dense.weight)
         assert all(p.requires_grad for p in model.parameters()), "freezing is undone after training"
         weights.append(model.classifier.weight.detach().clone())
         assert stats.steps == 6 and stats.train_examples == 96 and stats.train_examples_per_s > 0
     assert torch.equal(weights[0], weights[1])
 
 
-def test_run_pretrained_regime_result(tiny_dir: Path, tmp_path: Path) -> None:
-    result = run_experiment(Experiment(model=str(tiny_dir), task="toy-sentiment", strategy="top", num_drop=2,
-                                       max_train_samples=96, max_eval_samples=40, output=str(tmp_path / "model"),
-                                       training=TrainConfig(**FAST)))
-    assert result["dropped_layers"] == [2, 3] and result["kept_layers"] == [0, 1]
-    assert result["num_layers"] == 2 and result["num_layers_original"] == 4
-    per_layer = 4 * 32 * 32 + 4 * 32 + 2 * 32 * 37 + 37 + 32 + 4 * 32  # attention, FFN, two LayerNorms
-    assert result["params_original"] - result["params"] == 2 * per_layer
-    assert set(result["metrics"]) == {"accuracy"} and result["score"] == result["metrics"]["accuracy"]
-    assert result["eval_examples"] == {"validation": 40}
-    assert result["train_examples"] == 96
-    assert result["data"]["train_subsample"] == {"examples": 96, "seed": 0}
-    assert {"torch", "transformers", "accelerate", "datasets", "python"} <= set(result["versions"])
-    assert result["strategy"] == "top" and result["seed"] == 42
-    saved = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert saved["layer_dropping"]["dropped_layers"] == [2, 3]
-    assert saved["id2label"] == {"0": "negative", "1": "positive"}
+# Golden values of one fixed fine-tune: tests/tiny_checkpoints.save_tiny_bert(seed=0) (4-layer BERT, toy-task
+# word vocabulary), the first 64 toy-sentiment training sentences, 3 epochs, batch 8, lr 5e-3 with 25% warm-up,
+# weight decay 0.01, clipping at 1.0, length-grouped batches, seed 0, one CPU thread (conftest); logits of the
+# first 4 dev sentences. Recorded once, on torch 2.13.0 (CPU) and transformers 5.2.0, by running this test's
+# body and printing `stats.final_loss` and `logits.tolist()`. They pin down everything that decides the numbers
+# (sampler order, padding, optimizer groups, schedule, clipping, seeding): change them only for a deliberate
+# reason (a new default, a fixed bug), and say so in the commit. The tolerance covers only the last bits that
+# differ between thread counts and CPU kernels; anything that really changes training moves them far more.
+GOLDEN_SETTINGS = dict(epochs=3, batch_size=8, learning_rate=5e-3, warmup_ratio=0.25, weight_decay=0.01, seed=0)
+GOLDEN_LOSS = 0.755413830280304
+GOLDEN_LOGITS = [
+    [0.18617746233940125, -0.17127446830272675],
+    [0.18638473749160767, -0.1716650277376175],
+    [0.1861778050661087, -0.17135880887508392],
+    [0.18562476336956024, -0.17082907259464264],
+]
 
 
-def test_run_is_reproducible(tiny_dir: Path) -> None:
-    spec = dict(model=str(tiny_dir), task="toy-sentiment", strategy="bottom", num_drop=1, max_train_samples=64,
-                max_eval_samples=40, **FAST)
-    assert run_experiment(spec)["metrics"] == run_experiment(spec)["metrics"]
+def test_a_fixed_fine_tune_gives_its_golden_numbers(tiny_bert_dir: Path) -> None:
+    task = get_task("toy-sentiment")
+    model = BertForSequenceClassification.from_pretrained(tiny_bert_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    config = TrainConfig(**GOLDEN_SETTINGS)
+    stats = finetune(model, tokenizer, task, toy_train(64), config)
+    logits, labels = predict(model, tokenizer, task, load_split(task, "validation").select(range(4)), config)
+    assert stats.steps == 3 * 64 // 8
+    assert stats.final_loss == pytest.approx(GOLDEN_LOSS, rel=1e-5)
+    assert logits.tolist() == [pytest.approx(row, rel=1e-5, abs=1e-6) for row in GOLDEN_LOGITS]
+    assert labels.tolist() == [1, 1, 1, 0]
 
 
-@pytest.mark.parametrize("regime", ["finetuned", "task-specific"])
-def test_regimes_that_drop_after_fine_tuning(tiny_dir: Path, regime: str) -> None:
-    result = run_experiment(dict(model=str(tiny_dir), task="toy-sentiment", strategy="top", num_drop=1, regime=regime,
-                                 max_train_samples=64, max_eval_samples=40, **FAST))
-    assert result["dropped_layers"] == [3]
-    assert set(result["stages"]["dropped_before_retraining"]["metrics"]) == {"accuracy"}
-    assert ("full" in result["stages"]) == (regime == "finetuned")
-
-
-def test_iterative_regime_drops_one_layer_every_n_epochs(tiny_dir: Path) -> None:
-    result = run_experiment(dict(model=str(tiny_dir), task="toy-sentiment", strategy="top", num_drop=2, regime="iterative",
-                                 iterative_every=1, max_train_samples=32, max_eval_samples=20, **dict(FAST, epochs=3)))
-    assert result["dropped_layers"] == [2, 3] and result["num_layers"] == 2
-    assert result["train_events"] == ["epoch 1: dropped layer 3 (now 3 layers: [0, 1, 2])", "epoch 2: dropped layer 2 (now 2 layers: [0, 1])"]
-
-
-def test_train_from_dev_is_recorded(tiny_dir: Path, glue_dir: Path) -> None:
-    result = run_experiment(dict(model=str(tiny_dir), task="qnli", data=str(glue_dir), train_from_dev=0.02,
-                                 max_eval_samples=50, **FAST))
-    assert result["data"]["train_from_dev"] == {"fraction": 0.02, "split": "validation", "seed": 0}
-    assert result["train_examples"] == round(5463 * 0.02) or abs(result["train_examples"] - 5463 * 0.02) < 1
-
-
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [
-        (dict(task="qnli", data="GLUE"), "--train-from-dev"),
-        (dict(task="rte", regime="sideways"), "unknown regime"),
-        (dict(task="rte", strategy="none", num_drop=2), "drops no layers"),
-        (dict(task="rte", strategy="top", num_drop=2, regime="iterative", epochs=3), "at least 4 epochs"),
-        (dict(task="rte", epochs=0), "epochs=0"),
-        (dict(task="rte", max_train_samples=0), "max_train_samples"),
-        (dict(task="rte", bogus=1), "unknown run setting 'bogus'"),
-    ],
-)
-def test_bad_experiments_are_refused(tiny_dir: Path, glue_dir: Path, spec: dict, message: str) -> None:
-    spec = {"model": str(tiny_dir), **spec}
-    if spec.get("data") == "GLUE":
-        spec["data"] = str(glue_dir)
-    with pytest.raises(LayerDropError, match=message):
-        run_experiment(spec)
-
-
-def test_cli_run_then_evaluate(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out, result_file = tmp_path / "model", tmp_path / "result.json"
-    ran = layerdrop_in_process(capsys, "run", tiny_dir, "--task", "toy-sentiment", "--strategy", "symmetric", "-k", "2",
-                               "--max-train-samples", "32", "--max-eval-samples", "40", "--epochs", "1", "--lr", "1e-3",
-                               "-o", out, "--result", result_file)
-    assert ran.returncode == 0, ran.stderr
-    result = json.loads(result_file.read_text())
-    assert result["dropped_layers"] == [1, 2]
-    evaluated = layerdrop_in_process(capsys, "evaluate", out, "--task", "toy-sentiment", "--max-eval-samples", "40")
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads(evaluated.stdout)["metrics"] == result["metrics"]
-    assert_one_line_error(layerdrop_in_process(capsys, "run", tiny_dir, "--task", "nope"), "unknown task")
+def test_a_model_without_tokenizer_cannot_be_fine_tuned(tiny_bert_dir: Path) -> None:
+    model = BertForSequenceClassification.from_pretrained(tiny_bert_dir)
+    with pytest.raises(LayerDropError, match="no tokenizer"):
+        finetune(model, None, get_task("toy-sentiment"), toy_train(8), TrainConfig(**FAST))

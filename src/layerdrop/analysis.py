@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 from torch import Tensor
 from transformers import PreTrainedModel
 
-from layerdrop.strategies.parameters import parameter_scores
+from layerdrop.outputs import staged
+from layerdrop.strategies.parameter import parameter_scores
 from layerdrop.strategies.similarity import check_pooling, default_pooling, layer_similarity
 
 COLUMNS = (
@@ -59,19 +60,18 @@ def analyze_layers(model: PreTrainedModel, batches: Sequence[Mapping[str, Tensor
     return LayerAnalysis(rows, matrix, pooling, similarity.num_texts)
 
 
-def write_report(analysis: LayerAnalysis, output: str | Path, about: Mapping[str, Any] | None = None) -> list[Path]:
-    """Write the scores (JSON with `about`, CSV) and both plots into `output`; return the paths."""
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    paths = [output / name for name in ("scores.json", "scores.csv", "similarity_heatmap.png", "contribution.png")]
-    paths[0].write_text(json.dumps({**(about or {}), **asdict(analysis)}, indent=2) + "\n")
-    with paths[1].open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(analysis.rows)
-    _plot_heatmap(analysis, paths[2])
-    _plot_contribution(analysis, paths[3])
-    return paths
+def write_analysis(analysis: LayerAnalysis, output: str | Path, about: Mapping[str, Any] | None = None, overwrite: bool = False) -> list[Path]:
+    """Write the scores (JSON with `about`, CSV) and both plots into the folder `output`; return the paths."""
+    names = ("scores.json", "scores.csv", "similarity_heatmap.png", "contribution.png")
+    with staged(output, "dir", overwrite, what="--output") as staging:
+        (staging / names[0]).write_text(json.dumps({**(about or {}), **asdict(analysis)}, indent=2) + "\n")
+        with (staging / names[1]).open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(analysis.rows)
+        _plot_heatmap(analysis, staging / names[2])
+        _plot_contribution(analysis, staging / names[3])
+    return [Path(output) / name for name in names]
 
 
 def _plot_heatmap(analysis: LayerAnalysis, path: Path) -> None:

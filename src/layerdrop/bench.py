@@ -38,12 +38,12 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from transformers import PretrainedConfig, PreTrainedModel
 
 from layerdrop.architectures import num_layers, parameter_count
-from layerdrop.checkpoint import load_config, load_model, load_tokenizer
+from layerdrop.checkpoint import load_model, load_model_config, load_tokenizer
 from layerdrop.errors import LayerDropError
+from layerdrop.settings import BenchSettings
 from layerdrop.summary import size_on_disk
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-DEVICES = ("cpu", "cuda")
 SPECIAL_ID_KEYS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id", "unk_token_id", "mask_token_id", "decoder_start_token_id")
 POSITION_OFFSET_TYPES = ("roberta", "xlm-roberta", "camembert")  # position ids start after padding_idx
 # FlopCounterMode has no formula for the fused CPU attention kernel; without one attention would count 0.
@@ -51,39 +51,6 @@ EXTRA_FLOP_FORMULAS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *args, out_shape=None, **kwargs: sdpa_flop_count(q, k, v),
 }
 StepCallback = Callable[[str, int, int], None]  # (what is starting, steps done, steps in all)
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    """What to measure and how; validated on construction so bad input fails before any loading."""
-
-    batch_sizes: tuple[int, ...] = (1, 8, 32)
-    seq_lens: tuple[int, ...] = (32, 128, 512)
-    repeats: int = 10
-    warmup: int = 3
-    device: str = "cpu"
-    dtype: str = "float32"
-    threads: int | None = None
-    head: str | None = None
-    memory: bool = True
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "batch_sizes", tuple(self.batch_sizes))
-        object.__setattr__(self, "seq_lens", tuple(self.seq_lens))
-        for name, values in (("batch sizes", self.batch_sizes), ("sequence lengths", self.seq_lens)):
-            if not values or any(v < 1 for v in values):
-                raise LayerDropError(f"{name} must be a non-empty list of integers >= 1, got {list(values)}")
-        if self.repeats < 1 or self.warmup < 0:
-            raise LayerDropError(f"--repeats must be >= 1 and --warmup >= 0, got {self.repeats} and {self.warmup}")
-        if self.threads is not None and self.threads < 1:
-            raise LayerDropError(f"--threads must be >= 1, got {self.threads}")
-        if self.device not in DEVICES:
-            raise LayerDropError(f"unknown device {self.device!r}; known: {', '.join(DEVICES)}")
-        if self.dtype not in DTYPES:
-            raise LayerDropError(f"unknown dtype {self.dtype!r}; known: {', '.join(DTYPES)}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise LayerDropError("--device cuda, but torch sees no CUDA device")
 
 
 @dataclass
@@ -154,7 +121,7 @@ def special_token_ids(names: Sequence[str]) -> list[int]:
     """Every id a config or tokenizer marks as special: random inputs avoid them, as real text does."""
     ids: set[int] = set()
     for name in names:
-        config = load_config(name)
+        config = load_model_config(name)
         for key in SPECIAL_ID_KEYS:
             value = getattr(config, key, None)
             ids.update(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, int))
@@ -200,7 +167,9 @@ def run_bench(names: Sequence[str], settings: BenchSettings, on_step: StepCallba
     """Time every model on every cell, count FLOPs, measure memory, and compare each to the first."""
     if not names:
         raise LayerDropError("give at least one model to benchmark")
-    configs = [load_config(name) for name in names]  # every path fails fast, before any weights load
+    if settings.device == "cuda" and not torch.cuda.is_available():
+        raise LayerDropError("--device cuda, but torch sees no CUDA device")
+    configs = [load_model_config(name) for name in names]  # every path fails fast, before any weights load
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     cells, notes = _cells(names, configs, settings)
@@ -225,7 +194,7 @@ def run_bench(names: Sequence[str], settings: BenchSettings, on_step: StepCallba
     progress("done", steps, steps)
     _compare(results)
     return BenchReport(
-        settings=asdict(settings),
+        settings=settings.model_dump(),
         threads=torch.get_num_threads(),
         device_name=torch.cuda.get_device_name() if settings.device == "cuda" else _cpu_name(),
         torch_version=torch.__version__,
@@ -338,7 +307,7 @@ def _cpu_name() -> str:
 
 def _add_memory(result: ModelResult, settings: BenchSettings, cells: list[tuple[int, int]], vocab_size: int, special: list[int]) -> str:
     """Run the memory probe for one model in a fresh interpreter and copy its figures into `result`."""
-    spec = {"model": result.model, "settings": asdict(settings), "cells": cells, "vocab_size": vocab_size, "special": special}
+    spec = {"model": result.model, "settings": settings.model_dump(), "cells": cells, "vocab_size": vocab_size, "special": special}
     probe = subprocess.run([sys.executable, "-m", "layerdrop.bench", json.dumps(spec)], capture_output=True, text=True)
     if probe.returncode != 0:
         raise RuntimeError(f"memory probe for {result.model} failed:\n{probe.stderr[-3000:]}")

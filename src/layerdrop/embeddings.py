@@ -4,14 +4,12 @@ A sentence-transformers checkpoint is a transformers checkpoint plus a few small
 token vectors become one sentence vector: `modules.json` lists the modules in order (Transformer,
 Pooling, often Normalize), `1_Pooling/config.json` says which pooling. `load_encoder` reads
 them, so a model is scored the way it was trained to be used; a checkpoint without them gets
-mean pooling, the sentence-transformers default. `copy_sentence_transformers_files` carries these
-files over to a dropped or distilled model, so `SentenceTransformer(output)` loads it.
+mean pooling, the sentence-transformers default. `checkpoint.save_model(..., extra_files_from=source)`
+carries these files over to a dropped or distilled model, so `SentenceTransformer(output)` loads it.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +24,12 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from layerdrop.checkpoint import load_model, load_tokenizer, resolve_source
+from layerdrop.checkpoint import ST_MODULES_FILE, load_model, load_tokenizer, read_st_json, resolve_source
 from layerdrop.errors import LayerDropError
 from layerdrop.glue.tasks import Task
 from layerdrop.settings import TrainConfig
 from layerdrop.training import INDEX, TrainStats, finetune, model_inputs
 
-MODULES_FILE = "modules.json"
-# Top-level files of a sentence-transformers checkpoint; module folders come from modules.json.
-SENTENCE_TRANSFORMERS_FILES = (MODULES_FILE, "sentence_bert_config.json", "config_sentence_transformers.json")
 NORMALIZE_MODULE = "sentence_transformers.models.Normalize"
 POOLING_MODULE = "sentence_transformers.models.Pooling"
 
@@ -93,56 +88,21 @@ class PoolingSpec:
 def read_pooling(source: str | Path) -> PoolingSpec:
     """The pooling a checkpoint folder declares in its sentence-transformers files; mean pooling without them."""
     folder = Path(source)
-    modules = _read_json(folder / MODULES_FILE) if (folder / MODULES_FILE).is_file() else []
+    modules = read_st_json(folder / ST_MODULES_FILE) if (folder / ST_MODULES_FILE).is_file() else []
     if not isinstance(modules, list):
-        raise LayerDropError(f"{folder / MODULES_FILE} is not a list of modules")
+        raise LayerDropError(f"{folder / ST_MODULES_FILE} is not a list of modules")
     types = [m.get("type", "") for m in modules]
     pooling = next((m for m in modules if m.get("type") == POOLING_MODULE), None)
     modes = DEFAULT_POOLING
     if pooling is not None:
-        config = _read_json(folder / pooling.get("path", "") / "config.json")
+        config = read_st_json(folder / pooling.get("path", "") / "config.json")
         modes = tuple(key for key in POOLINGS if config.get(key))
         unknown = [k for k, v in config.items() if k.startswith("pooling_mode_") and v and k not in POOLINGS]
         if unknown or not modes:
             raise LayerDropError(f"{folder}: unsupported sentence-transformers pooling {unknown or 'none'}")
     settings_file = folder / "sentence_bert_config.json"
-    max_length = _read_json(settings_file).get("max_seq_length") if settings_file.is_file() else None
+    max_length = read_st_json(settings_file).get("max_seq_length") if settings_file.is_file() else None
     return PoolingSpec(modes=modes, normalize=NORMALIZE_MODULE in types, max_length=max_length)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LayerDropError(f"missing sentence-transformers file {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise LayerDropError(f"{path} is not valid JSON: {err}") from None
-
-
-def copy_sentence_transformers_files(source: str | Path, target: str | Path) -> list[str]:
-    """Copy a checkpoint's sentence-transformers files from folder `source` into `target`.
-
-    That is modules.json, the module folders it lists, sentence_bert_config.json and
-    config_sentence_transformers.json; returns what was copied.
-
-    Never the weights (the Transformer module lives at the top level, path ""), so a dropped or
-    distilled model keeps its own. Folders listed but absent (all-MiniLM-L6-v2 ships no
-    2_Normalize/: Normalize has no parameters) are skipped, as sentence-transformers does.
-    """
-    source, target = Path(source), Path(target)
-    if not (source / MODULES_FILE).is_file():
-        return []
-    copied = []
-    for name in SENTENCE_TRANSFORMERS_FILES:
-        if (source / name).is_file():
-            shutil.copy2(source / name, target / name)
-            copied.append(name)
-    for module in _read_json(source / MODULES_FILE):
-        path = module.get("path", "")
-        if path and (source / path).is_dir():
-            shutil.copytree(source / path, target / path, dirs_exist_ok=True)
-            copied.append(path + "/")
-    return copied
 
 
 @dataclass

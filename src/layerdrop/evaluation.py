@@ -7,23 +7,10 @@ from typing import Any
 from datasets import Dataset
 from transformers import PreTrainedModel
 
-from layerdrop.glue.data import load_split
 from layerdrop.glue.metrics import compute_metrics, headline_score, logits_to_predictions
 from layerdrop.glue.tasks import Task
 from layerdrop.settings import TrainConfig
 from layerdrop.training import predict
-
-
-def dev_sets(task: Task, data: str | None, max_examples: int | None = None) -> dict[str, Dataset]:
-    """Every dev split of `task` (MNLI: matched and mismatched), each cut to its first `max_examples`."""
-    return first_examples({split: load_split(task, split, data) for split in task.dev_splits}, max_examples)
-
-
-def first_examples(sets: dict[str, Dataset], max_examples: int | None) -> dict[str, Dataset]:
-    """Each data set cut to its first `max_examples` (all of it when None)."""
-    if max_examples is None:
-        return sets
-    return {split: d.select(range(min(max_examples, len(d)))) for split, d in sets.items()}
 
 
 def evaluate(model: PreTrainedModel, tokenizer: Any, task: Task, eval_sets: dict[str, Dataset], config: TrainConfig) -> dict[str, Any]:

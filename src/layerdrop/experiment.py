@@ -1,6 +1,8 @@
 """One run of the paper's experiment: drop layers, fine-tune on a task, evaluate on its dev set(s).
 
-Regimes (the paper's Sections 4 and 6):
+`RunConfig` is the one schema of a run: `layerdrop run` builds its options from it, a
+sweep validates every grid point through it, and `run_experiment` takes it. Regimes (the paper's
+Sections 4 and 6):
 - "pretrained": drop from the pre-trained model, then fine-tune (the paper's main setting);
 - "finetuned": fine-tune the full model, drop, evaluate as it is, fine-tune again (Table 5);
 - "task-specific": fine-tune with the to-be-dropped layers frozen, drop them, fine-tune again;
@@ -13,141 +15,168 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from layerdrop.errors import LayerDropError
-from layerdrop.settings import TrainConfig
+from layerdrop.settings import Settings, TrainConfig
 
-REGIMES = ("pretrained", "finetuned", "task-specific", "iterative")
-SELECTION_EXAMPLES = 1000
+Regime = Literal["pretrained", "finetuned", "task-specific", "iterative"]
+FULL_MODEL = "none"  # the strategy name of the undropped baseline
+SELECTION_EXAMPLES = 1000  # training examples data-driven strategies score the layers on
 
 
-@dataclass
-class Experiment:
-    model: str
-    task: str
-    strategy: str = "none"  # "none": the full model
-    num_drop: int = 0
-    layers: list[int] | None = None  # for strategy "explicit"
-    regime: str = "pretrained"
-    data: str | None = None  # local GLUE folder; None: the hub
-    train_from_dev: float | None = None
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    protect_first: bool = False
-    protect_last: bool = False
-    strategy_options: dict[str, Any] = field(default_factory=dict)  # threshold, pooling, statistic, …
-    iterative_every: int = 2
-    model_is_finetuned: bool = False  # "finetuned" regime: MODEL is already fine-tuned on the task
-    training: TrainConfig = field(default_factory=TrainConfig)
-    output: str | None = None  # save the final model here
-    overwrite: bool = False  # replace a non-empty output folder
+class RunConfig(Settings):
+    """Everything that decides a run's numbers (where its outputs go is not part of it)."""
 
-    def __post_init__(self) -> None:
-        if self.regime not in REGIMES:
-            raise LayerDropError(f"unknown regime {self.regime!r}; choose one of {', '.join(REGIMES)}")
-        if self.strategy == "none" and (self.num_drop or self.layers):
-            raise LayerDropError("strategy 'none' (the full model) drops no layers")
-        if self.regime == "iterative" and self.training.epochs < self.iterative_every * self.num_drop:
-            raise LayerDropError(
-                f"iterative dropping of {self.num_drop} layers every {self.iterative_every} epochs needs at least "
-                f"{self.iterative_every * self.num_drop} epochs, got {self.training.epochs}"
-            )
-        for name, value in (("max_train_samples", self.max_train_samples), ("max_eval_samples", self.max_eval_samples)):
-            if value is not None and value < 1:
-                raise LayerDropError(f"{name} must be at least 1, got {value}")
+    model: str = Field(..., description="Hugging Face hub name, local checkpoint directory, or bundled:NAME")
+    task: str = Field(..., description="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli or toy-sentiment", json_schema_extra={"flags": ["-t"]})
+    strategy: str = Field(FULL_MODEL, description="layer-selection strategy, or none for the full model; see `layerdrop strategies`")
+    strategy_options: dict[str, Any] = Field({}, description="the strategy's own options: num_drop, threshold, layers, …")
+    regime: Regime = Field(
+        "pretrained",
+        description="pretrained (drop, then fine-tune), finetuned (fine-tune, drop, fine-tune again), task-specific, iterative",
+    )
+    iterative_every: int = Field(2, ge=1, description="iterative regime: drop one layer every N epochs")
+    model_is_finetuned: bool = Field(False, description="finetuned regime: MODEL is already fine-tuned on the task")
+    data: str | None = Field(None, description="local GLUE folder (GLUE TSVs or hub parquet files); default: the Hugging Face hub")
+    train_from_dev: float | None = Field(
+        None, gt=0, lt=1, description="train on this fraction of the dev set (deterministic split) when there is no train split"
+    )
+    max_train_samples: int | None = Field(None, ge=1, description="train on a fixed random subsample of this many examples")
+    max_eval_samples: int | None = Field(None, ge=1, description="evaluate on the first N dev examples only")
+    training: TrainConfig = Field(default_factory=TrainConfig, description="fine-tuning settings")
 
+    @field_validator("task")
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> Experiment:
-        """Build from a flat dict (a sweep grid point): training keys go to `training`."""
-        own = {f.name for f in fields(cls)} - {"training"}
-        train_keys = set(TrainConfig.model_fields)
-        if unknown := sorted(set(spec) - own - train_keys):
-            raise LayerDropError(f"unknown run setting {unknown[0]!r}")
-        return cls(**{k: v for k, v in spec.items() if k in own},
-                   training=TrainConfig(**{k: v for k, v in spec.items() if k in train_keys}))
+    def _known_task(cls, name: str) -> str:
+        from layerdrop.glue.tasks import get_task
 
+        return get_task(name).name
 
-def run_experiment(spec: Experiment | dict[str, Any]) -> dict[str, Any]:
-    """Run one experiment and return its JSON-able result (what `layerdrop run` writes)."""
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if self.strategy == FULL_MODEL:
+            if self.strategy_options:
+                raise ValueError("strategy 'none' (the full model) drops no layers; give a strategy with its options")
+            return self
+        from layerdrop.strategies import get_strategy
+
+        strategy = get_strategy(self.strategy)
+        options = strategy.parse(self.strategy_options)
+        if self.regime == "iterative":
+            if strategy.needs != "position" or strategy.name == "explicit":
+                raise ValueError("iterative dropping takes a positional strategy (top, bottom, symmetric, …)")
+            if self.training.epochs < self.iterative_every * options.num_drop:
+                raise ValueError(
+                    f"iterative dropping of {options.num_drop} layers every {self.iterative_every} epochs needs at least "
+                    f"{self.iterative_every * options.num_drop} epochs, got {self.training.epochs}"
+                )
+        if strategy.judges_outputs and self.regime == "pretrained":
+            raise ValueError(f"strategy {strategy.name!r} needs a fine-tuned model: use --regime finetuned")
+        return self
+
+    @property
+    def num_drop(self) -> int:
+        """How many layers the run drops (0 for the full model); `layers` counted once parsed ("1-2" is two)."""
+        if self.strategy == FULL_MODEL:
+            return 0
+        from layerdrop.strategies import get_strategy
+
+        options = get_strategy(self.strategy).parse(self.strategy_options)
+        return int(options.num_drop or len(getattr(options, "layers", None) or ()))
+
+def run_experiment(config: RunConfig, output: str | Path | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Run one experiment and return its JSON-able result (what `layerdrop run` writes).
+
+    With `output`, the final model is saved there (checked before any work starts).
+    """
     from accelerate import PartialState
     from accelerate.utils import set_seed
 
     from layerdrop.architectures import num_layers, parameter_count
     from layerdrop.checkpoint import load_model, load_tokenizer, save_model
     from layerdrop.evaluation import evaluate
-    from layerdrop.glue import get_task
-    from layerdrop.surgery import drop_layers
+    from layerdrop.glue import get_task, train_and_dev
+    from layerdrop.outputs import check_output
+    from layerdrop.surgery import drop_layers, dropping_record
     from layerdrop.training import finetune
 
-    exp = spec if isinstance(spec, Experiment) else Experiment.from_spec(spec)
-    task = get_task(exp.task)
-    train, eval_sets, data_record = load_task_data(exp, task)
-    if exp.output is not None:
-        from layerdrop.checkpoint import check_output_dir
-
-        check_output_dir(exp.output, exp.overwrite)
+    if output is not None:
+        check_output(output, "dir", overwrite, what="--output")
+    task = get_task(config.task)
+    train, eval_sets, data_record = train_and_dev(
+        task, config.data, train_from_dev=config.train_from_dev,
+        max_train_samples=config.max_train_samples, max_eval_samples=config.max_eval_samples,
+    )
     started = time.perf_counter()
-    set_seed(exp.training.seed)  # the new classification head is drawn from this seed
-    model = load_model(exp.model, head="sequence-classification", num_labels=task.num_labels)
+    set_seed(config.training.seed)  # the new classification head is drawn from this seed
+    model = load_model(config.model, head="sequence-classification", num_labels=task.num_labels)
     if not task.is_regression:
         model.config.id2label = dict(enumerate(task.label_names))
         model.config.label2id = {name: i for i, name in enumerate(task.label_names)}
-    tokenizer = load_tokenizer(exp.model)
-    original_layers = num_layers(model.config)
+    tokenizer = load_tokenizer(config.model)
     params_original = parameter_count(model)
+    original_record = dropping_record(model.config)
     stages: dict[str, Any] = {}
     runs = []
+    dropping = config.strategy != FULL_MODEL
 
-    if exp.regime == "finetuned":
-        if not exp.model_is_finetuned:
-            runs.append(finetune(model, tokenizer, task, train, exp.training))
-        stages["full"] = evaluate(model, tokenizer, task, eval_sets, exp.training)
-    indices, record = choose_layers(exp, model, tokenizer, task, train)
-
-    if exp.regime == "iterative":
-        runs.append(finetune(model, tokenizer, task, train, exp.training, on_epoch_end=_iterative_dropper(exp, record)))
+    if config.regime == "finetuned":
+        if not config.model_is_finetuned:
+            runs.append(finetune(model, tokenizer, task, train, config.training))
+        stages["full"] = evaluate(model, tokenizer, task, eval_sets, config.training)
+    if config.regime == "iterative":
+        hook = _iterative_dropper(config)
+        runs.append(finetune(model, tokenizer, task, train, config.training, on_epoch_end=hook))
     else:
-        if exp.regime == "task-specific":
-            runs.append(finetune(model, tokenizer, task, train, exp.training, frozen_layers=indices))
-        if exp.strategy != "none":
-            drop_layers(model, indices, strategy=record)
-        if exp.regime in ("finetuned", "task-specific") and exp.strategy != "none":
-            stages["dropped_before_retraining"] = evaluate(model, tokenizer, task, eval_sets, exp.training)
-        if exp.regime == "pretrained" or exp.strategy != "none":
-            runs.append(finetune(model, tokenizer, task, train, exp.training))
-    final = evaluate(model, tokenizer, task, eval_sets, exp.training)
-    if exp.output is not None and PartialState().is_main_process:  # one writer under `accelerate launch`
-        save_model(model, exp.output, tokenizer=tokenizer, overwrite=exp.overwrite)
+        layers, record = choose_run_layers(config, model, tokenizer, task, train) if dropping else ([], {})
+        if config.regime == "task-specific":
+            runs.append(finetune(model, tokenizer, task, train, config.training, frozen_layers=layers))
+        if dropping:
+            drop_layers(model, layers, strategy=record)
+        if config.regime in ("finetuned", "task-specific") and dropping:
+            stages["dropped_before_retraining"] = evaluate(model, tokenizer, task, eval_sets, config.training)
+        if config.regime == "pretrained" or dropping:
+            runs.append(finetune(model, tokenizer, task, train, config.training))
+    final = evaluate(model, tokenizer, task, eval_sets, config.training)
+    if output is not None and PartialState().is_main_process:  # one writer under `accelerate launch`
+        save_model(model, output, tokenizer=tokenizer, overwrite=overwrite)
 
-    dropping = getattr(model.config, "layer_dropping", None) or {}
+    record = dropping_record(model.config) or {}
+    strategy = record.get("strategy", {}) if record else {}
     last = runs[-1] if runs else None
     return {
-        "model": exp.model,
+        "model": config.model,
         "task": task.name,
-        "regime": exp.regime,
-        "strategy": exp.strategy,
-        "strategy_params": {k: v for k, v in dropping.get("strategy", {}).items() if k != "name"},
-        "num_drop": len(dropping.get("dropped_layers", [])),
-        "num_layers_original": original_layers,
+        "regime": config.regime,
+        # What the model is: a fine-tuned model dropped earlier reports that strategy, not "none".
+        "strategy": strategy.get("name", FULL_MODEL),
+        "strategy_params": {k: v for k, v in strategy.items() if k != "name"},
+        "num_drop": len(record.get("dropped_layers", [])),
+        "num_layers_original": record.get("original_num_layers", num_layers(model.config)),
         "num_layers": num_layers(model.config),
-        "dropped_layers": dropping.get("dropped_layers", []),
-        "kept_layers": dropping.get("kept_layers", list(range(original_layers))),
+        "dropped_layers": record.get("dropped_layers", []),
+        "kept_layers": record.get("kept_layers", list(range(num_layers(model.config)))),
+        "dropped_earlier": original_record is not None,
         "metrics": final["metrics"],
         "score": final["score"],
         "stages": stages,
         "params": parameter_count(model),
         "params_original": params_original,
         "train_examples": last.train_examples if last else 0,
+        "train_steps": sum(r.steps for r in runs),
+        "train_loss": {"first": last.first_loss, "final": last.final_loss} if last else None,
         "train_time_s": sum(r.train_time_s for r in runs),
         "train_examples_per_s": last.train_examples_per_s if last else None,
         "train_events": [event for r in runs for event in r.events],
         "eval_examples": final["eval_examples"],
-        "seed": exp.training.seed,
-        "training": exp.training.model_dump(),
+        "seed": config.training.seed,
+        "settings": config.model_dump(),
         "data": data_record,
         "wall_time_s": time.perf_counter() - started,
         "versions": versions(),
@@ -155,70 +184,44 @@ def run_experiment(spec: Experiment | dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_task_data(exp: Experiment, task: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """(train split, {dev split: data}, record of where they came from and how they were cut)."""
-    from layerdrop.evaluation import dev_sets, first_examples
-    from layerdrop.glue import available_splits, load_split, train_from_dev
+def choose_run_layers(config: RunConfig, model: Any, tokenizer: Any, task: Any, train: Any) -> tuple[list[int], dict[str, Any]]:
+    """The layer set and its record for the run's strategy; data-driven ones look at training examples only."""
+    from layerdrop.calibration import make_batches
+    from layerdrop.strategies import choose_layers, get_strategy
 
-    record: dict[str, Any] = {"source": exp.data or "hub"}
-    eval_sets = dev_sets(task, exp.data)
-    if exp.train_from_dev is not None:
-        first = task.dev_splits[0]
-        train, eval_sets[first] = train_from_dev(eval_sets[first], exp.train_from_dev, seed=0)
-        record["train_from_dev"] = {"fraction": exp.train_from_dev, "split": first, "seed": 0}
-    elif "train" not in available_splits(task, exp.data):
-        raise LayerDropError(f"no train split of {task.name} in {exp.data or 'the hub'}; pass --train-from-dev FRACTION to train on part of the dev set")
-    else:
-        train = load_split(task, "train", exp.data)
-    if exp.max_train_samples is not None and exp.max_train_samples < len(train):
-        train = train.shuffle(seed=0).select(range(exp.max_train_samples))
-        record["train_subsample"] = {"examples": exp.max_train_samples, "seed": 0}
-    if exp.max_eval_samples is not None:
-        eval_sets = first_examples(eval_sets, exp.max_eval_samples)  # after any train/dev split
-        record["eval_subsample"] = {"examples": exp.max_eval_samples, "first": True}
-    return train, eval_sets, record
+    strategy = get_strategy(config.strategy)
+    options = dict(config.strategy_options)
+    if strategy.name == "random":
+        options.setdefault("seed", config.training.seed)
+    batches = None
+    if strategy.uses_data:
+        sample = train.select(range(min(SELECTION_EXAMPLES, len(train))))
+        batches = make_batches(sample, tokenizer, task=task, batch_size=config.training.eval_batch_size, max_length=config.training.max_length)
+    selection = choose_layers(strategy.name, model, options, batches=batches, task=task,
+                              data_record={"split": "train", "num_examples": min(SELECTION_EXAMPLES, len(train))})
+    return selection.layers, selection.record
 
 
-def choose_layers(exp: Experiment, model: Any, tokenizer: Any, task: Any, train: Any) -> tuple[list[int], dict[str, Any]]:
-    """The layer set and its record for the experiment's strategy (empty for the full model)."""
-    from layerdrop.architectures import num_layers
-    from layerdrop.strategies import get_strategy, positional_record, select_layers
-
-    if exp.strategy == "none":
-        return [], {"name": "none"}
-    if exp.regime == "iterative":
-        if get_strategy(exp.strategy).kind != "position" or exp.strategy == "explicit":
-            raise LayerDropError("iterative dropping takes a positional strategy (top, bottom, symmetric, …)")
-        return [], {"name": exp.strategy, "num_drop": exp.num_drop, "iterative_every": exp.iterative_every}
-    if get_strategy(exp.strategy).kind == "position":
-        indices = select_layers(exp.strategy, num_layers(model.config), exp.num_drop, layers=exp.layers,
-                                seed=exp.training.seed, protect_first=exp.protect_first, protect_last=exp.protect_last)
-        return indices, positional_record(exp.strategy, indices, seed=exp.training.seed,
-                                          protect_first=exp.protect_first, protect_last=exp.protect_last)
-    if exp.strategy == "greedy" and exp.regime == "pretrained":
-        raise LayerDropError("greedy selection needs a fine-tuned model: use --regime finetuned")
-    from layerdrop.strategies.data_driven import select_from_data
-
-    sample = train.select(range(min(SELECTION_EXAMPLES, len(train))))
-    return select_from_data(exp.strategy, model, tokenizer, sample, task=task, num_drop=exp.num_drop or None,
-                            batch_size=exp.training.eval_batch_size, max_length=exp.training.max_length,
-                            protect_first=exp.protect_first, protect_last=exp.protect_last, **exp.strategy_options)
-
-
-def _iterative_dropper(exp: Experiment, record: dict[str, Any]):
+def _iterative_dropper(config: RunConfig) -> Callable[[int, Any], str | None]:
     """An epoch-end hook that drops one layer, chosen by the positional strategy, every N epochs."""
     from layerdrop.architectures import num_layers
-    from layerdrop.strategies import select_layers
+    from layerdrop.strategies import SelectionInput, get_strategy
     from layerdrop.surgery import drop_layers
 
+    strategy = get_strategy(config.strategy)
+    total = config.num_drop
+    record = {"name": strategy.name, "num_drop": total, "iterative_every": config.iterative_every}
+
     def on_epoch_end(epoch: int, model: Any) -> str | None:
-        if epoch % exp.iterative_every or epoch // exp.iterative_every > exp.num_drop:
+        if epoch % config.iterative_every or epoch // config.iterative_every > total:
             return None
-        index = select_layers(exp.strategy, num_layers(model.config), 1, seed=exp.training.seed + epoch,
-                              protect_first=exp.protect_first, protect_last=exp.protect_last)
-        drop_layers(model, index, strategy=record)
+        options = {**config.strategy_options, "num_drop": 1}
+        if strategy.name == "random":
+            options["seed"] = config.training.seed + epoch
+        layer = strategy.run(options, SelectionInput(num_layers(model.config))).layers
+        drop_layers(model, layer, strategy=record)
         kept = model.config.layer_dropping["kept_layers"]
-        return f"epoch {epoch}: dropped layer {index[0]} (now {len(kept)} layers: {kept})"
+        return f"epoch {epoch}: dropped layer {layer[0]} (now {len(kept)} layers: {kept})"
 
     return on_epoch_end
 
@@ -234,17 +237,3 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return found
-
-
-def save_result(result: dict[str, Any], path: str | Path) -> None:
-    """Write a result as JSON atomically (a temporary file renamed into place)."""
-    import json
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(result, handle, indent=2)
-    os.replace(tmp, path)

@@ -69,9 +69,19 @@ def staged(path: str | Path, kind: Kind, overwrite: bool = False, what: str = "o
         staging.mkdir()
     try:
         yield staging
+        _follow_umask(staging)
         _replace(staging, path, kind)
     finally:
         _remove(staging)
+
+
+def _follow_umask(staging: Path) -> None:
+    """Give everything written the usual modes: some writers (safetensors) create files 0600 whatever the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for item in [staging, *staging.rglob("*")] if staging.is_dir() else [staging]:
+        if not item.is_symlink():
+            item.chmod((0o777 if item.is_dir() else 0o666) & ~mask)
 
 
 def _replace(staging: Path, path: Path, kind: Kind) -> None:

@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from layerdrop.errors import LayerDropError
-from layerdrop.sweep import FULL_MODEL, read_results
+from layerdrop.experiment import FULL_MODEL
+from layerdrop.outputs import staged
+from layerdrop.sweep import IDENTITY, read_results
 
-IDENTITY = ["model", "task", "strategy", "num_drop", "seed", "regime"]
 FORMATS = ("md", "csv", "tex", "png")
 TASK_ORDER = ("sst2", "mnli", "qnli", "qqp", "stsb", "rte", "mrpc", "cola", "wnli")  # the paper's columns first
 WITHIN = 0.01  # "droppable": score no worse than the full model's by more than 1% (relative)
@@ -39,7 +40,7 @@ def load_results(sources: Sequence[Path]) -> pd.DataFrame:
     if not results:
         raise LayerDropError(f"no results found in {', '.join(map(str, sources))}")
     runs = pd.DataFrame([{key: r[key] for key in [*IDENTITY, "score"]} for r in results])
-    return runs.drop_duplicates(subset=IDENTITY, keep="last").reset_index(drop=True)
+    return runs.drop_duplicates(subset=list(IDENTITY), keep="last").reset_index(drop=True)
 
 
 def _read_json(path: Path, strict: bool = False) -> list[dict]:
@@ -183,12 +184,11 @@ def plot_average(report: Report, path: Path) -> None:
     figure.savefig(path, dpi=150)
 
 
-def write_report(report: Report, output: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Write the requested formats into `output`; returns the files written."""
+def write_report(report: Report, output: Path, formats: Sequence[str] = FORMATS, overwrite: bool = False) -> list[Path]:
+    """Write the requested formats into the folder `output` (staged, then renamed); returns the files written."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise LayerDropError(f"unknown report format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
-    output.mkdir(parents=True, exist_ok=True)
     written = markdown_files(report) if "md" in formats else {}
     if "csv" in formats:
         numeric = report.mean.join(report.std.add_suffix(" std")) if report.seeds.max() > 1 else report.mean
@@ -196,11 +196,11 @@ def write_report(report: Report, output: Path, formats: Sequence[str] = FORMATS)
     if "tex" in formats:
         # ± is fine in UTF-8 LaTeX; Δ is not a text-mode character.
         written["table.tex"] = score_table(report).to_latex(index=False, escape=True).replace("Δ", r"$\Delta$")
-    paths = []
-    for name, text in written.items():
-        (output / name).write_text(text, encoding="utf-8")
-        paths.append(output / name)
-    if "png" in formats and report.mean["Avg"].notna().any():
-        plot_average(report, output / "average_vs_dropped.png")
-        paths.append(output / "average_vs_dropped.png")
-    return paths
+    names = list(written)
+    with staged(output, "dir", overwrite, what="--output") as staging:
+        for name, text in written.items():
+            (staging / name).write_text(text, encoding="utf-8")
+        if "png" in formats and report.mean["Avg"].notna().any():
+            plot_average(report, staging / "average_vs_dropped.png")
+            names.append("average_vs_dropped.png")
+    return [output / name for name in names]

@@ -8,17 +8,16 @@ from typing import Any
 import torch
 
 from layerdrop.architectures import architecture_for, embedding_parameters, layer_modules, num_layers, parameter_count
-from layerdrop.checkpoint import load_config, model_class, resolve_source
+from layerdrop.checkpoint import WEIGHT_SUFFIXES, check_weights, load_model_config, model_class, resolve_source
 from layerdrop.surgery import dropping_record
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 def model_summary(name: str, head: str | None = None) -> dict[str, Any]:
     """Architecture, layer count, parameters (total, embeddings, per layer), size on disk, and the
     `layer_dropping` record. Parameters are counted on the meta device, so this is instant even for
     a 70B model."""
-    config = load_config(name)
+    config = load_model_config(name)
+    check_weights(name)  # a checkpoint with missing or broken weights is not fine
     arch = architecture_for(config)
     cls = model_class(config, head)
     with torch.device("meta"):

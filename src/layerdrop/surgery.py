@@ -10,7 +10,6 @@ from transformers import PreTrainedModel
 from layerdrop import __version__
 from layerdrop.architectures import architecture_for, check_shared_layers, get_submodule, num_layers
 from layerdrop.errors import LayerDropError
-from layerdrop.strategies import check_layer_set
 
 RECORD_KEY = "layer_dropping"
 
@@ -54,6 +53,16 @@ def drop_layers(model: PreTrainedModel, indices: list[int], strategy: dict[str, 
 
     _update_record(config, total, keep, strategy)
     return model
+
+
+def check_layer_set(layers: list[int], num_layers: int) -> None:
+    """Refuse a layer set that cannot be dropped from an L-layer model."""
+    if len(set(layers)) != len(layers):
+        raise LayerDropError(f"layer set {sorted(layers)} names a layer twice")
+    if bad := [i for i in layers if not 0 <= i < num_layers]:
+        raise LayerDropError(f"layer indices {bad} are out of range for a {num_layers}-layer model (valid: 0-{num_layers - 1})")
+    if len(layers) >= num_layers:
+        raise LayerDropError(f"dropping {len(layers)} of {num_layers} layers would leave none")
 
 
 def _update_record(config: Any, total: int, keep: list[int], strategy: dict[str, Any] | None) -> None:

@@ -2,7 +2,10 @@
 
 Each finished run becomes one row keyed by a hash of its spec, inserted in a single transaction
 after the run returns. Killing a sweep at any moment therefore loses at most the runs in flight,
-and rerunning the same config runs exactly the missing grid points.
+and rerunning the same config runs exactly the missing grid points. Runs execute on an engine
+(`layerdrop.engines`: this machine, or a Ray cluster); whichever it is, results come back to this
+process, the only writer of the database. A failed run is recorded with its error in the
+`failures` table and runs again on the next resume.
 """
 
 from __future__ import annotations
@@ -10,38 +13,31 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import multiprocessing
-import os
 import sqlite3
-import traceback
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from layerdrop.engines import ExecutionSettings, check_available, open_engine
+from layerdrop.engines.base import Finished, Result, Runner, Spec
 from layerdrop.errors import LayerDropError
+from layerdrop.experiment import FULL_MODEL, Regime, RunConfig
+from layerdrop.settings import describe_error, naming
+from layerdrop.sweep_progress import SweepProgress
 
-Spec = dict[str, Any]
-Result = dict[str, Any]
-Runner = Callable[[Spec], Result]
-
-Regime = Literal["pretrained", "finetuned", "task-specific", "iterative"]
-FULL_MODEL = "none"  # the strategy name of the undropped baseline
-
-# Keys every result must have before it is recorded; the report relies on them.
-RESULT_KEYS = ("model", "task", "strategy", "num_drop", "seed", "regime", "score", "metrics")
-# Config keys copied into every spec (None values are left out, so adding a new optional
-# setting later does not change the run keys of existing results).
-SHARED_OPTIONS = ("data", "epochs", "learning_rate", "batch_size", "max_length", "max_eval_samples", "train_from_dev",
-                  "strategy_options")
+# What identifies a run in the database and the report; every result must have these and more.
+IDENTITY = ("model", "task", "strategy", "num_drop", "seed", "regime")
+RESULT_KEYS = (*IDENTITY, "score", "metrics")
+# Settings that say where things are, not what is computed: left out of run keys, so moving the
+# data folder does not rerun the grid.
+LOCATIONS = {"data"}
 
 
 def _canonical_task(name: str) -> str:
@@ -54,49 +50,68 @@ def _canonical_task(name: str) -> str:
         raise ValueError(str(err)) from None
 
 
+def _known_strategy(name: str) -> str:
+    from layerdrop.strategies import STRATEGIES
+
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}{_suggest(name, list(STRATEGIES))}")
+    return name
+
+
 KList = Annotated[list[PositiveInt], Field(min_length=1)]
 TaskName = Annotated[str, AfterValidator(_canonical_task)]
+StrategyName = Annotated[str, AfterValidator(_known_strategy)]
 
 
-class SweepConfig(BaseModel):
-    """The keys a sweep YAML may hold; any other key is a typo and is refused."""
+class SweepConfig(ExecutionSettings):
+    """The keys a sweep YAML may hold; any other key is a typo and is refused.
+
+    The grid axes name models, tasks, strategies, K, seeds and regimes; `run` holds any other
+    setting of a run (a `RunConfig` field: data, max_train_samples, training: {epochs, …}), the
+    same for every grid point; `per_task` and `strategy_options` refine it per task and per
+    strategy. Every grid point is validated as a `RunConfig` before anything runs. Where the runs
+    execute is the `ExecutionSettings` keys at the top level (engine, address, workers, retries).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     models: list[str] = Field(min_length=1)
-    strategies: list[str] = Field(min_length=1)
+    strategies: list[StrategyName] = Field(min_length=1)
     num_drop: KList | dict[str, KList]  # K ≥ 1 for all models, or model -> Ks; K = 0 is include_full_model
     tasks: list[TaskName] = Field(min_length=1)
     seeds: list[int] = Field(default=[42], min_length=1)
     regimes: list[Regime] = Field(default=["pretrained"], min_length=1)
     include_full_model: bool = True
-    data: str | None = None  # GLUE directory, relative to the config file
-    epochs: PositiveInt = 3
-    learning_rate: PositiveFloat = 2e-5
-    batch_size: PositiveInt = 32
-    max_length: PositiveInt = 128
-    max_train_samples: PositiveInt | dict[str, PositiveInt] | None = None  # one cap, or task -> cap
-    max_eval_samples: PositiveInt | None = None
-    train_from_dev: Annotated[float, Field(gt=0, lt=1)] | None = None  # dev fraction to train on, for tasks without train data
-    strategy_options: dict[str, Any] | None = None  # e.g. {threshold: 0.9} for data-driven strategies
-    workers: PositiveInt = 1
+    run: dict[str, Any] = {}
+    per_task: dict[str, dict[str, Any]] = {}
+    strategy_options: dict[str, dict[str, Any]] = {}
 
     @model_validator(mode="after")
     def _mappings_match_lists(self) -> SweepConfig:
-        """Per-model and per-task mappings must name exactly the listed models / known tasks."""
+        """Per-model, per-task and per-strategy mappings must name listed models, tasks, strategies."""
         if isinstance(self.num_drop, dict):
             _check_keys("num_drop", self.num_drop, self.models, "model", require_all=True)
-        if isinstance(self.max_train_samples, dict):
-            _check_keys("max_train_samples", self.max_train_samples, self.tasks, "task", require_all=False)
+        _check_keys("per_task", {_canonical_task(t): v for t, v in self.per_task.items()}, self.tasks, "task", require_all=False)
+        _check_keys("strategy_options", self.strategy_options, self.strategies, "strategy", require_all=False)
+        if axes := sorted(set(self.run) & AXES):
+            raise ValueError(f"run: {axes[0]!r} is a grid axis; list it at the top level (models, tasks, strategies, num_drop, seeds, regimes)")
         return self
 
     def num_drop_for(self, model: str) -> list[int]:
         return self.num_drop[model] if isinstance(self.num_drop, dict) else self.num_drop
 
-    def max_train_samples_for(self, task: str) -> int | None:
-        if isinstance(self.max_train_samples, dict):
-            return self.max_train_samples.get(task)
-        return self.max_train_samples
+    def execution(self, **overrides: Any) -> ExecutionSettings:
+        """Where the runs execute: the config's keys, with `overrides` (the command line's flags) on top.
+
+        Choosing another engine drops the config's address, which belonged to the engine it named.
+        """
+        own = self.model_dump(include=set(ExecutionSettings.model_fields))
+        if "engine" in overrides and "address" not in overrides:
+            own.pop("address")
+        return ExecutionSettings.model_validate({**own, **overrides})
+
+
+AXES = {"model", "task", "strategy", "strategy_options", "regime"}
 
 
 def _check_keys(name: str, mapping: dict[str, Any], allowed: list[str], what: str, require_all: bool) -> None:
@@ -113,24 +128,24 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def load_config(path: Path) -> SweepConfig:
-    """Read and validate a sweep YAML; every problem is a one-line LayerDropError."""
+def load_sweep(path: Path) -> SweepConfig:
+    """Read and validate a sweep YAML; a relative `run.data` is taken relative to the file. Problems are one line."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise LayerDropError(f"cannot read config {path}: {err.strerror}") from None
     except yaml.YAMLError as err:
         raise LayerDropError(f"config {path} is not valid YAML: {' '.join(str(err).split())}") from None
-    config = parse_config(raw if raw is not None else {})
-    if config.data is None:
+    config = parse_sweep(raw if raw is not None else {})
+    if config.run.get("data") is None:
         return config
-    data = (path.parent / config.data).resolve()
+    data = (path.parent / str(config.run["data"])).expanduser().resolve()
     if not data.is_dir():
-        raise LayerDropError(f"config: data: no such directory {data}")
-    return config.model_copy(update={"data": str(data)})
+        raise LayerDropError(f"config: run.data: no such directory {data}")
+    return config.model_copy(update={"run": {**config.run, "data": str(data)}})
 
 
-def parse_config(raw: Any) -> SweepConfig:
+def parse_sweep(raw: Any) -> SweepConfig:
     """Validate an already-parsed config mapping."""
     if not isinstance(raw, dict):
         raise LayerDropError("config: expected a mapping of keys to values at the top level")
@@ -174,31 +189,50 @@ def _user_path(loc: tuple[int | str, ...], raw: Any) -> list[int | str]:
 
 
 def expand_grid(config: SweepConfig) -> list[Spec]:
-    """Every run of the sweep, full-model baselines first, each grid point once.
+    """Every run of the sweep as a validated `RunConfig` dict, full-model baselines first, each once.
 
     The full model drops nothing, so the regime makes no difference to it: it runs once per
-    model × task × seed, under "pretrained".
+    model × task × seed, under "pretrained". Any grid point that is not a valid run stops the
+    sweep here, before anything runs, with the point and the setting named.
     """
-    shared = {key: value for key, value in config.model_dump(include=set(SHARED_OPTIONS)).items() if value is not None}
     specs: dict[str, Spec] = {}
     for model in config.models:
         points = [(FULL_MODEL, 0, "pretrained")] if config.include_full_model else []
         points += [(s, k, r) for r in config.regimes for s in config.strategies for k in config.num_drop_for(model)]
         for task in config.tasks:
-            cap = config.max_train_samples_for(task)
             for seed in config.seeds:
                 for strategy, num_drop, regime in points:
-                    spec = {"model": model, "task": task, "strategy": strategy, "num_drop": num_drop,
-                            "seed": seed, "regime": regime, **shared}
-                    if cap is not None:
-                        spec["max_train_samples"] = cap
+                    spec = _grid_point(config, model, task, strategy, num_drop, regime, seed)
                     specs.setdefault(run_key(spec), spec)
     return list(specs.values())
 
 
+def _grid_point(config: SweepConfig, model: str, task: str, strategy: str, num_drop: int, regime: str, seed: int) -> Spec:
+    own = {_canonical_task(t): v for t, v in config.per_task.items()}.get(task, {})
+    settings = {**config.run, **own}
+    training = {**config.run.get("training", {}), **own.get("training", {}), "seed": seed}
+    options = {"num_drop": num_drop, **config.strategy_options.get(strategy, {})} if strategy != FULL_MODEL else {}
+    point = {**settings, "model": model, "task": task, "strategy": strategy, "strategy_options": options,
+             "regime": regime, "training": training}
+    try:
+        with naming(as_flags=False):
+            return RunConfig.model_validate(point).model_dump(exclude_defaults=True)
+    except (ValidationError, LayerDropError) as err:
+        message = describe_error(err) if isinstance(err, ValidationError) else str(err)
+        raise LayerDropError(f"config: run {model} {task} {strategy} K={num_drop} seed={seed} {regime}: {message}") from None
+
+
+def identity(spec: Spec) -> dict[str, Any]:
+    """The columns that identify a run in the database and the report."""
+    config = RunConfig.model_validate(spec)
+    values = (config.model, config.task, config.strategy, config.num_drop, config.training.seed, config.regime)
+    return dict(zip(IDENTITY, values))
+
+
 def run_key(spec: Spec) -> str:
-    """A stable id for a run: the hash of its canonical JSON."""
-    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    """A stable id for a run: the hash of its canonical JSON, without where its data lives."""
+    what = {key: value for key, value in spec.items() if key not in LOCATIONS}
+    canonical = json.dumps(what, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -217,6 +251,18 @@ CREATE TABLE IF NOT EXISTS runs (
     result      TEXT NOT NULL
 )
 """
+# Every failed attempt of a run, kept after the run succeeds: what went wrong, where (traceback), when.
+FAILURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS failures (
+    run_key     TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    failed_at   TEXT NOT NULL,
+    error       TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    spec        TEXT NOT NULL,
+    PRIMARY KEY (run_key, attempt)
+)
+"""
 
 
 def open_db(path: Path) -> sqlite3.Connection:
@@ -225,6 +271,7 @@ def open_db(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(SCHEMA)
+    conn.execute(FAILURES_SCHEMA)
     return conn
 
 
@@ -234,11 +281,30 @@ def finished_keys(conn: sqlite3.Connection) -> set[str]:
 
 def record(conn: sqlite3.Connection, spec: Spec, result: Result) -> None:
     """Store one finished run atomically; a key already present is left untouched."""
-    row = (run_key(spec), *(spec[k] for k in ("model", "task", "strategy", "num_drop", "seed", "regime")),
-           result["score"], datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           json.dumps(spec, sort_keys=True), json.dumps(result, sort_keys=True))
+    row = (run_key(spec), *(result[key] for key in IDENTITY),
+           result["score"], _now(), json.dumps(spec, sort_keys=True), json.dumps(result, sort_keys=True))
     with conn:  # one transaction: commit on success, roll back on error
         conn.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+
+def record_failure(conn: sqlite3.Connection, key: str, spec: Spec, error: str, detail: str) -> int:
+    """Store one failed attempt of a run (numbered from 1) atomically; returns the attempt number."""
+    with conn:
+        (attempts,) = conn.execute("SELECT COUNT(*) FROM failures WHERE run_key = ?", (key,)).fetchone()
+        conn.execute("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                     (key, attempts + 1, _now(), error, detail, json.dumps(spec, sort_keys=True)))
+    return attempts + 1
+
+
+def failure_counts(conn: sqlite3.Connection) -> dict[str, tuple[int, str]]:
+    """run key -> (failed attempts, the last error), for every run that ever failed."""
+    rows = conn.execute("SELECT run_key, COUNT(*), (SELECT error FROM failures g WHERE g.run_key = f.run_key "
+                        "ORDER BY attempt DESC LIMIT 1) FROM failures f GROUP BY run_key")
+    return {key: (count, error) for key, count, error in rows}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def check_result(result: Any) -> None:
@@ -263,6 +329,25 @@ def read_results(path: Path) -> list[Result]:
     return [json.loads(result) for (result,) in rows]
 
 
+@dataclass(frozen=True)
+class Job:
+    """One run of a sweep: its key, its spec, and the runs it needs finished first.
+
+    `needs` is the seam for work shared between runs: a run that needs others (a student needing
+    its teacher, say) is handed to the engine only once every run it names is in the database; if
+    one of them fails, it fails too (and both run again on the next resume).
+    """
+
+    key: str
+    spec: Spec
+    needs: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, spec: Spec) -> Job:
+        """A run that needs no other, keyed by its spec."""
+        return cls(run_key(spec), spec)
+
+
 @dataclass
 class SweepOutcome:
     """What one invocation did: runs already present, newly finished, and failed (spec, message)."""
@@ -274,83 +359,93 @@ class SweepOutcome:
 
 
 def describe_run(spec: Spec) -> str:
-    return f"{spec['model']} {spec['task']} {spec['strategy']} K={spec['num_drop']} seed={spec['seed']} {spec['regime']}"
+    run = identity(spec)
+    return f"{run['model']} {run['task']} {run['strategy']} K={run['num_drop']} seed={run['seed']} {run['regime']}"
 
 
-def run_sweep(specs: list[Spec], db_path: Path, runner: Runner | None = None, workers: int = 1,
-              console: Console | None = None) -> SweepOutcome:
-    """Run every spec not yet in the database, recording each as soon as it finishes.
+def run_sweep(specs: Sequence[Spec | Job], db_path: Path, runner: Runner | None = None, workers: int = 1,
+              console: Console | None = None, execution: ExecutionSettings | None = None) -> SweepOutcome:
+    """Run every spec (or job) not yet in the database on the engine `execution` names, recording each as it ends.
 
-    A failing run is reported and skipped so the rest of the grid still runs; it stays missing
-    from the database, so the next invocation retries it.
+    A failing run is recorded in the failures table and reported, and the rest of the grid still
+    runs; it stays missing from the runs table, so the next invocation retries it. `workers` is
+    the local engine's pool size when `execution` is not given.
     """
+    execution = execution or ExecutionSettings(workers=workers)
+    check_available(execution.engine)
     console = console or Console(stderr=True)
+    jobs = [job if isinstance(job, Job) else Job.of(job) for job in specs]
     with closing(open_db(db_path)) as conn:
         done = finished_keys(conn)
-        todo = [spec for spec in specs if run_key(spec) not in done]
-        outcome = SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
-        columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as progress:
-            bar = progress.add_task("runs", total=len(specs), completed=outcome.skipped)
-            for spec, result in _execute(todo, runner or _default_runner, workers):
-                try:
-                    if isinstance(result, BaseException):
-                        raise result
-                    check_result(result)
-                except Exception as err:
-                    message = str(err).splitlines()[0] if str(err) else type(err).__name__
-                    outcome.failures.append((spec, message))
-                    if not isinstance(err, LayerDropError):  # a bug: keep its traceback
-                        console.print("".join(traceback.format_exception(err)), style="dim", markup=False)
-                    console.print(f"[red]failed[/] {describe_run(spec)}: {message}", highlight=False)
+        waiting = [job for job in jobs if job.key not in done]
+        outcome = SweepOutcome(total=len(jobs), skipped=len(jobs) - len(waiting))
+        _check_needs(waiting, {job.key for job in jobs} | done)
+        if not waiting:
+            return outcome
+        with open_engine(execution, runner or _default_runner, len(waiting)) as engine, \
+                SweepProgress(console, outcome.total, outcome.skipped) as progress:
+            console.print(f"sweep: {outcome.total} runs, {outcome.skipped} already in {db_path}, "
+                          f"{len(waiting)} to run on {engine.describe()}", highlight=False)
+            by_key = {job.key: job for job in jobs}
+            running: dict[str, Job] = {}
+            failed: set[str] = set()
+            while waiting or running:
+                blocked = [job for job in waiting if failed.intersection(job.needs)]
+                ready = [job for job in waiting if not failed.intersection(job.needs) and done.issuperset(job.needs)]
+                if not (ready or blocked or running):
+                    raise ValueError(f"runs {', '.join(job.key for job in waiting)} need each other")
+                released = {job.key for job in (*ready, *blocked)}
+                waiting = [job for job in waiting if job.key not in released]
+                for job in ready:
+                    engine.submit(job.key, job.spec)
+                    running[job.key] = job
+                for job in blocked:
+                    needed = by_key[next(key for key in job.needs if key in failed)]
+                    error = LayerDropError(f"the run it needs failed ({describe_run(needed.spec)})")
+                    _fail(conn, job, Finished.failed(job.key, error, ""), outcome, progress, console,
+                          min(engine.slots(), len(running)))
+                    failed.add(job.key)
+                if not running:
+                    continue
+                progress.set_running(min(engine.slots(), len(running)))
+                finished = engine.next_finished()
+                job = running.pop(finished.key)
+                in_flight = min(engine.slots(), len(running))
+                if finished.error is None:
+                    try:
+                        check_result(finished.result)
+                    except (ValueError, TypeError) as err:
+                        finished = Finished.failed(job.key, err)
+                if finished.error is not None:
+                    _fail(conn, job, finished, outcome, progress, console, in_flight)
+                    failed.add(job.key)
                 else:
-                    record(conn, spec, result)
+                    record(conn, job.spec, finished.result)
+                    done.add(job.key)
                     outcome.finished += 1
-                progress.advance(bar)
+                    progress.run_finished(describe_run(job.spec), finished.result["score"], in_flight)
     return outcome
+
+
+def _check_needs(jobs: list[Job], known: set[str]) -> None:
+    for job in jobs:
+        if missing := [key for key in job.needs if key not in known]:
+            raise ValueError(f"run {job.key} needs run {missing[0]}, which is neither in the sweep nor finished")
+
+
+def _fail(conn: sqlite3.Connection, job: Job, finished: Finished, outcome: SweepOutcome, progress: SweepProgress,
+          console: Console, running: int) -> None:
+    """Record and report one failed run; a bug (not a LayerDropError) shows its traceback where it ran."""
+    error = finished.error
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    record_failure(conn, job.key, job.spec, message, finished.detail)
+    outcome.failures.append((job.spec, message))
+    if not isinstance(error, LayerDropError) and finished.detail:
+        console.print(finished.detail, style="dim", markup=False, highlight=False)
+    progress.run_failed(describe_run(job.spec), message, running)
 
 
 def _default_runner(spec: Spec) -> Result:
     from layerdrop.experiment import run_experiment
 
-    return run_experiment(spec)
-
-
-def _execute(specs: list[Spec], runner: Runner, workers: int) -> Iterator[tuple[Spec, Result | BaseException]]:
-    """Yield (spec, result or exception) as runs finish: in-process, or in a pool of `workers`."""
-    if min(workers, len(specs)) <= 1:
-        for spec in specs:
-            try:
-                result: Result | BaseException = runner(spec)
-            except Exception as err:
-                result = err
-            yield spec, result
-        return
-    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch/CUDA are loaded
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_pin_gpu,
-                               initargs=(context.Value("i", 0), _visible_gpus()))
-    try:
-        futures = {pool.submit(runner, spec): spec for spec in specs}
-        for future in as_completed(futures):
-            yield futures[future], future.exception() or future.result()
-    finally:
-        pool.shutdown(cancel_futures=True)
-
-
-def _visible_gpus() -> list[str]:
-    """GPU ids workers may be pinned to: CUDA_VISIBLE_DEVICES when set, else all torch can see."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [device.strip() for device in visible.split(",") if device.strip()]
-    import torch
-
-    return [str(index) for index in range(torch.cuda.device_count())]
-
-
-def _pin_gpu(counter: Any, gpus: list[str]) -> None:
-    """Pool initializer: worker i sees only GPU i mod n, before anything initialises CUDA."""
-    with counter.get_lock():
-        index = counter.value
-        counter.value += 1
-    if gpus:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+    return run_experiment(RunConfig.model_validate(spec))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from layerdrop.settings import BenchSettings
 from layerdrop.cli import app
-from layerdrop.cli.surgery import HEAD_HELP
-from layerdrop.errors import LayerDropError
+from layerdrop.cli.options import Overwrite, settings_options
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -20,53 +21,54 @@ if TYPE_CHECKING:
 
 
 @app.command()
+@settings_options(BenchSettings, into="settings")
 def bench(
-    models: list[str] = typer.Argument(..., help="hub names or local checkpoints; speed-ups are relative to the first"),
-    batch_sizes: str = typer.Option("1,8,32", help="comma-separated batch sizes"),
-    seq_lens: str = typer.Option("32,128,512", help="comma-separated sequence lengths (clamped to the models' position limit)"),
-    repeats: int = typer.Option(10, help="timed forward passes per model and cell; the median is reported"),
-    warmup: int = typer.Option(3, help="untimed forward passes per model and cell before timing"),
-    device: str = typer.Option("cpu", help="cpu or cuda"),
-    dtype: str = typer.Option("float32", help="float32, float16 or bfloat16"),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: torch's own, one per physical core)"),
-    head: Optional[str] = typer.Option(None, help=HEAD_HELP),
-    memory: bool = typer.Option(True, "--memory/--no-memory", help="measure peak memory, each model in a fresh process"),
-    seed: int = typer.Option(0, help="seed of the random token ids"),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="also write every figure, raw timings included, as JSON"),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write one row per model and cell as CSV"),
+    models: Annotated[list[str], typer.Argument(help="hub names or local checkpoints; speed-ups are relative to the first")],
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="also write every figure, raw timings included, as JSON")] = None,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="also write one row per model and cell as CSV")] = None,
+    overwrite: Overwrite = False,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Benchmark MODELS on random inputs: parameters, size, latency, throughput, peak memory, FLOPs, speed-up."""
-    batches, lengths = _int_list(batch_sizes, "--batch-sizes"), _int_list(seq_lens, "--seq-lens")
     from rich.console import Console
-    from rich.progress import Progress
-    from transformers.utils import logging as transformers_logging
 
-    from layerdrop.bench import BenchSettings, run_bench
+    from layerdrop.bench import run_bench
+    from layerdrop.outputs import check_output, write_text
 
-    transformers_logging.disable_progress_bar()  # ours is the one to watch
-    settings = BenchSettings(batches, lengths, repeats, warmup, device, dtype, threads, head, memory, seed)
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("loading models", total=None)
-        report = run_bench(models, settings, lambda what, done, total: progress.update(task, description=what, completed=done, total=total))
+    config = BenchSettings.model_validate(settings)
+    for path, flag in ((json_path, "--json"), (csv_path, "--csv")):
+        if path is not None:
+            check_output(path, "file", overwrite, what=flag)
+    console = Console(stderr=True)
+    report = run_bench(models, config, _progress(console))
     Console().print(_table(report))
-    for path in filter(None, (json_path, csv_path)):
-        path.parent.mkdir(parents=True, exist_ok=True)
     if json_path:
-        json_path.write_text(json.dumps(report.to_dict(), indent=2))
+        write_text(json_path, json.dumps(report.to_dict(), indent=2), overwrite, what="--json")
     if csv_path:
         rows = report.rows()
-        with csv_path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(csv_path, text.getvalue(), overwrite, what="--csv")
 
 
-def _int_list(text: str, option: str) -> tuple[int, ...]:
-    """'1,8,32' -> (1, 8, 32); anything but positive integers is a one-line error."""
-    parts = [part.strip() for part in text.split(",")]
-    if not all(part.isdigit() and int(part) >= 1 for part in parts):
-        raise LayerDropError(f"{option} must be comma-separated integers >= 1, got {text!r}")
-    return tuple(int(part) for part in parts)
+def _progress(console: Any) -> Any:
+    """A step callback: a live bar on a terminal, one line per step in a log (so minutes never pass in silence)."""
+    if not console.is_terminal:
+        return lambda what, done, total: console.print(f"[{done}/{total}] {what}", highlight=False)
+    from rich.progress import Progress
+
+    progress = Progress(console=console, transient=True)
+    task = progress.add_task("loading models", total=None)
+
+    def step(what: str, done: int, total: int) -> None:
+        progress.start()
+        progress.update(task, description=what, completed=done, total=total)
+        if done >= total:
+            progress.stop()
+
+    return step
 
 
 def _table(report: BenchReport) -> Table:

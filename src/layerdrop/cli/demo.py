@@ -27,19 +27,21 @@ def demo(
     from rich.console import Console
     from rich.table import Table
 
-    from layerdrop.experiment import Experiment, run_experiment, save_result
+    from layerdrop.experiment import run_experiment
+    from layerdrop.outputs import check_output, write_json
+    from layerdrop.experiment import RunConfig
     from layerdrop.settings import TrainConfig
 
+    check_output(output, "dir", overwrite=True, what="--output")  # before minutes of training, not after
     results = []
     for strategy, k in VARIANTS:
         typer.echo(f"== {strategy} (K={k})", err=True)
-        experiment = Experiment(
-            model=MODEL, task="toy-sentiment", strategy=strategy, num_drop=k,
+        config = RunConfig(
+            model=MODEL, task="toy-sentiment", strategy=strategy, strategy_options={"num_drop": k} if k else {},
             training=TrainConfig(epochs=epochs, learning_rate=learning_rate),
-            output=str(output / "minilm-top2") if strategy == "top" else None, overwrite=True,
         )
-        result = run_experiment(experiment)
-        save_result(result, output / f"{strategy}-{k}.json")
+        result = run_experiment(config, output / "minilm-top2" if strategy == "top" else None, overwrite=True)
+        write_json(output / f"{strategy}-{k}.json", result, overwrite=True)
         results.append(result)
 
     full = results[0]

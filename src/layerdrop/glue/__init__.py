@@ -2,10 +2,13 @@
 
 from layerdrop.glue.data import (
     available_splits,
+    dev_sets,
     features,
+    first_examples,
     load_files,
     load_split,
-    train_from_dev,
+    split_dev,
+    train_and_dev,
 )
 from layerdrop.glue.metrics import (
     MISMATCHED_SUFFIX,
@@ -25,12 +28,15 @@ __all__ = [
     "available_splits",
     "compute_metrics",
     "custom_task",
+    "dev_sets",
     "features",
+    "first_examples",
     "get_task",
     "headline_score",
     "load_files",
     "load_split",
     "logits_to_predictions",
+    "split_dev",
     "toy_splits",
-    "train_from_dev",
+    "train_and_dev",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import datasets
 import pandas as pd
@@ -31,11 +32,57 @@ def load_split(task: Task, split: str, data: str | Path | None = None) -> Datase
     """One labelled split of a built-in task, from the hub (`data=None`) or a local GLUE folder.
 
     `data` may be the GLUE root (holding `SST-2/`, `MNLI/`, …) or the task's own folder; in it,
-    `train.tsv`/`dev*.tsv` win over `<split>-*.parquet` when both are there.
+    `train.tsv`/`dev*.tsv` win over `<split>-*.parquet` when both are there. An empty split is refused.
     """
     split = task.resolve_split(split)
-    if data is not None:
-        return _load_local(task, split, Path(data))
+    dataset = _load_local(task, split, Path(data).expanduser()) if data is not None else _load_builtin(task, split)
+    if len(dataset) == 0:
+        raise LayerDropError(f"the {split} split of {task.name} in {data or 'the hub'} holds no examples")
+    return dataset
+
+
+def dev_sets(task: Task, data: str | Path | None, max_examples: int | None = None) -> dict[str, Dataset]:
+    """Every dev split of `task` (MNLI: matched and mismatched), each cut to its first `max_examples`."""
+    return first_examples({split: load_split(task, split, data) for split in task.dev_splits}, max_examples)
+
+
+def first_examples(sets: dict[str, Dataset], max_examples: int | None) -> dict[str, Dataset]:
+    """Each data set cut to its first `max_examples` (all of it when None)."""
+    if max_examples is None:
+        return sets
+    return {split: d.select(range(min(max_examples, len(d)))) for split, d in sets.items()}
+
+
+def train_and_dev(
+    task: Task,
+    data: str | Path | None,
+    *,
+    train_from_dev: float | None = None,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+) -> tuple[Dataset, dict[str, Dataset], dict[str, Any]]:
+    """(train split, {dev split: data}, record of where they came from and how they were cut)."""
+    record: dict[str, Any] = {"source": str(data) if data is not None else "hub"}
+    eval_sets = dev_sets(task, data)
+    if train_from_dev is not None:
+        first = task.dev_splits[0]
+        train, eval_sets[first] = split_dev(eval_sets[first], train_from_dev, seed=0)
+        record["train_from_dev"] = {"fraction": train_from_dev, "split": first, "seed": 0}
+    elif "train" not in available_splits(task, data):
+        where = data or "the hub"
+        raise LayerDropError(f"no train split of {task.name} in {where}; pass --train-from-dev FRACTION to train on part of the dev set")
+    else:
+        train = load_split(task, "train", data)
+    if max_train_samples is not None and max_train_samples < len(train):
+        train = train.shuffle(seed=0).select(range(max_train_samples))
+        record["train_subsample"] = {"examples": max_train_samples, "seed": 0}
+    if max_eval_samples is not None:
+        eval_sets = first_examples(eval_sets, max_eval_samples)  # after any train/dev split
+        record["eval_subsample"] = {"examples": max_eval_samples, "first": True}
+    return train, eval_sets, record
+
+
+def _load_builtin(task: Task, split: str) -> Dataset:
     if task == TOY_TASK:
         return toy_splits()[split]
     if task.hub_path is None:
@@ -58,7 +105,7 @@ def available_splits(task: Task, data: str | Path | None = None) -> tuple[str, .
     return tuple(s for s in task.splits if _find_files(task, s, Path(data)) is not None)
 
 
-def train_from_dev(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+def split_dev(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """Split dev data into (train, eval) parts, for tasks whose train split is not available.
 
     `fraction` of the rows, chosen by a seeded shuffle, go to the train part.

@@ -1,114 +1,82 @@
-"""Registry of layer-selection strategies: name → one-line description and how to choose.
+"""The strategies that choose which layers to drop, as one table of registered entries.
 
-Positional strategies need only (L, K); data-driven ones (contribution, angular, greedy, …) add
-entries of their own kind in their own modules.
+Each entry (`base.Strategy`) lives in the module named after it and holds its description, its
+paper, what it needs, its options schema and its `select`. Adding a strategy is one module and
+one line in `STRATEGIES`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from layerdrop.errors import LayerDropError
-from layerdrop.strategies import positional
+from layerdrop.strategies import angular, block_influence, contribution, greedy, parameter, positional
+from layerdrop.strategies.base import Selection, SelectionInput, Strategy, StrategyOptions
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
-@dataclass(frozen=True)
-class Strategy:
-    name: str
-    description: str
-    kind: str  # "position": a pure function of (L, K); "data": scores layers on data or weights
-    choose: Callable[..., list[int]] | None = None  # for kind "position": (L, K) -> indices
-
+    from layerdrop.glue.tasks import Task
+    from layerdrop.strategies.base import Batch
 
 STRATEGIES: dict[str, Strategy] = {
-    s.name: s
-    for s in [
-        Strategy("top", "drop the K layers nearest the output", "position", positional.top),
-        Strategy("bottom", "drop the K layers nearest the embeddings", "position", positional.bottom),
-        Strategy("even-alternate", "drop every other layer from the top: 12-layer K=2 drops {9,11} (paper: {10,12})", "position", positional.even_alternate),
-        Strategy("odd-alternate", "drop every other layer from the second-to-top: 12-layer K=2 drops {8,10} (paper: {9,11})", "position", positional.odd_alternate),
-        Strategy("symmetric", "drop the K middle layers, keeping (L-K)/2 at each end (extra one at the bottom)", "position", positional.symmetric),
-        Strategy("random", "drop K layers drawn at random with --seed: the baseline", "position", positional.random_layers),
-        Strategy("explicit", "drop exactly the layers given with --layers, e.g. 9,10,11 or 8-11", "position"),
-    ]
+    strategy.name: strategy
+    for strategy in (
+        positional.TOP,
+        positional.BOTTOM,
+        positional.EVEN_ALTERNATE,
+        positional.ODD_ALTERNATE,
+        positional.SYMMETRIC,
+        positional.RANDOM,
+        positional.EXPLICIT,
+        contribution.CONTRIBUTION,
+        block_influence.BLOCK_INFLUENCE,
+        angular.ANGULAR,
+        parameter.PARAMETER,
+        greedy.GREEDY,
+    )
 }
 
-
-def register(strategy: Strategy) -> None:
-    """Add a strategy to the registry (used by the data-driven strategy modules)."""
-    STRATEGIES[strategy.name] = strategy
+__all__ = ["STRATEGIES", "Selection", "SelectionInput", "Strategy", "StrategyOptions", "choose_layers", "get_strategy", "select_layers"]
 
 
 def get_strategy(name: str) -> Strategy:
+    """The registered strategy called `name`, or a one-line error listing them."""
     try:
         return STRATEGIES[name]
     except KeyError:
         raise LayerDropError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}") from None
 
 
-def eligible_layers(num_layers: int, protect_first: bool = False, protect_last: bool = False) -> list[int]:
-    """The layers a strategy may choose from once the protected ends are set aside."""
-    return [i for i in range(num_layers) if not (protect_first and i == 0) and not (protect_last and i == num_layers - 1)]
+def select_layers(name: str, num_layers: int, num_drop: int | None = None, **options: Any) -> list[int]:
+    """The layers (0-based, sorted) a positional strategy drops from an L-layer model.
 
-
-def select_layers(
-    name: str,
-    num_layers: int,
-    num_drop: int = 0,
-    *,
-    layers: list[int] | None = None,
-    seed: int = 0,
-    protect_first: bool = False,
-    protect_last: bool = False,
-) -> list[int]:
-    """Indices (0-based, sorted) that a positional strategy drops from an L-layer model.
-
-    Protected ends are set aside first and the strategy runs on the remaining layers, so
-    `top` with the last layer protected drops the K layers just below it.
+    `select_layers("symmetric", 12, 4)` is [4, 5, 6, 7]; options are the strategy's own
+    (`seed=` for random, `layers=` for explicit, `protect_first=`, `protect_last=`).
     """
     strategy = get_strategy(name)
-    if strategy.kind != "position":
-        raise LayerDropError(f"strategy {name!r} chooses layers from data; see `layerdrop strategies`")
-    if name == "explicit":
-        if layers is None:
-            raise LayerDropError("strategy 'explicit' needs --layers, e.g. --layers 9,10,11")
-        check_layer_set(layers, num_layers)
-        eligible = eligible_layers(num_layers, protect_first, protect_last)
-        if protected := sorted(set(layers) - set(eligible)):
-            raise LayerDropError(f"layers {protected} are protected and cannot be dropped")
-        return sorted(layers)
-    if layers is not None:
-        raise LayerDropError(f"--layers goes with strategy 'explicit', not {name!r}")
-    eligible = eligible_layers(num_layers, protect_first, protect_last)
-    if not 0 <= num_drop < len(eligible):
-        protected = " with its protected layers" if len(eligible) < num_layers else ""
-        raise LayerDropError(f"--num-drop must be between 0 and {len(eligible) - 1} for a {num_layers}-layer model{protected}, got {num_drop}")
-    if num_drop == 0:
-        return []
-    args = (len(eligible), num_drop, seed) if name == "random" else (len(eligible), num_drop)
-    return [eligible[i] for i in strategy.choose(*args)]
+    if strategy.needs != "position":
+        raise LayerDropError(f"strategy {name!r} chooses layers from the model; use choose_layers")
+    return strategy.run({"num_drop": num_drop, **options}, SelectionInput(num_layers)).layers
 
 
-def positional_record(name: str, indices: list[int], *, seed: int = 0, protect_first: bool = False, protect_last: bool = False) -> dict:
-    """The `strategy` entry of the layer_dropping record: what a positional choice needs to be redone."""
-    record: dict = {"name": name, "num_drop": len(indices)}
-    if name == "random":
-        record["seed"] = seed
-    if protect_first or protect_last:
-        record.update(protect_first=protect_first, protect_last=protect_last)
-    return record
+def choose_layers(
+    name: str,
+    model: PreTrainedModel,
+    options: Mapping[str, Any] | StrategyOptions | None = None,
+    *,
+    batches: Sequence[Batch] | None = None,
+    task: Task | None = None,
+    data_record: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Selection:
+    """The layers strategy `name` drops from `model`, and the record of how they were chosen.
 
+    `batches` are tokenized (see `layerdrop.calibration.make_batches`) and needed by the strategies
+    that look at data; `task` gives greedy its metric.
+    """
+    from layerdrop.architectures import num_layers
 
-def check_layer_set(layers: list[int], num_layers: int) -> None:
-    """Refuse a layer set that cannot be dropped from an L-layer model."""
-    if len(set(layers)) != len(layers):
-        raise LayerDropError(f"layer set {sorted(layers)} names a layer twice")
-    if bad := [i for i in layers if not 0 <= i < num_layers]:
-        raise LayerDropError(f"layer indices {bad} are out of range for a {num_layers}-layer model (valid: 0-{num_layers - 1})")
-    if len(layers) >= num_layers:
-        raise LayerDropError(f"dropping {len(layers)} of {num_layers} layers would leave none")
-
-
-# Registers the data-driven strategies (contribution, angular, greedy, …): last, as it imports from here.
-from layerdrop.strategies import data_driven  # noqa: E402,F401
+    given = SelectionInput(num_layers(model.config), model, batches, task, progress, data_record or {})
+    return get_strategy(name).run(options or {}, given)

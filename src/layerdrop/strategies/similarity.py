@@ -26,8 +26,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 
 from layerdrop.architectures import architecture_for, layer_modules
 from layerdrop.errors import LayerDropError
-
-POOLINGS = ("first", "last", "mean")
+from layerdrop.strategies.base import POOLINGS
 TIME_MAJOR = {"xlnet"}  # layers that see (tokens, batch, hidden) instead of (batch, tokens, hidden)
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 

@@ -1,6 +1,5 @@
-"""Loaders: GLUE TSV quirks, hub parquet layout, the hub itself, user files, the toy task, real files."""
+"""Loaders: GLUE TSV quirks, hub parquet layout, the hub itself, user files, the toy task, empty splits, real files."""
 
-import re
 from pathlib import Path
 
 import datasets
@@ -16,11 +15,9 @@ from layerdrop.glue import (
     get_task,
     load_files,
     load_split,
-    toy_splits,
-    train_from_dev,
+    split_dev,
 )
 from layerdrop.glue import data as glue_data
-from layerdrop.glue import toy
 
 
 def write(path: Path, text: str) -> Path:
@@ -97,6 +94,13 @@ def test_qqp_tsv(tmp_path):
     write(tmp_path / "QQP" / "dev.tsv", header + "7\t1\t2\tWhy?\tHow come?\t1\n")
     dataset = load_split(get_task("qqp"), "validation", tmp_path)
     assert dataset.to_dict() == {"question1": ["Why?"], "question2": ["How come?"], "label": [1]}
+
+
+@pytest.mark.parametrize("content", ["", RTE_HEADER], ids=["no-bytes", "header-only"])
+def test_an_empty_split_is_refused(tmp_path, content):
+    write(tmp_path / "RTE" / "train.tsv", content)
+    with pytest.raises(LayerDropError, match="the train split of rte in .* holds no examples"):
+        load_split(get_task("rte"), "train", tmp_path)
 
 
 def test_wrong_field_count_names_file_and_line(tmp_path):
@@ -205,61 +209,26 @@ def test_toy_task_needs_no_hub(monkeypatch):
     assert dataset.column_names == ["sentence", "label"] and len(dataset) == 400
 
 
-def test_toy_splits_are_deterministic_distinct_and_balanced():
-    splits = toy_splits(seed=3, n_train=300, n_dev=100)
-    assert splits["train"].to_dict() == toy_splits(seed=3, n_train=300, n_dev=100)["train"].to_dict()
-    assert splits["train"]["sentence"] != toy_splits(seed=4, n_train=300, n_dev=100)["train"]["sentence"]
-    assert (len(splits["train"]), len(splits["validation"])) == (300, 100)
-    assert not set(splits["train"]["sentence"]) & set(splits["validation"]["sentence"])
-    assert 0.4 < sum(splits["train"]["label"]) / 300 < 0.6
+# --- split_dev ----------------------------------------------------------------------------
 
 
-NEGATORS = re.compile(r"\b(not|isn't|never|nobody|far from|hardly|anything but)\b")
-
-
-def _clause_is_positive(clause: str) -> bool:
-    """What a toy clause says, read back from its words: the adjective's polarity, flipped by negation."""
-    return (clause.split()[-1] in toy.POSITIVE) != bool(NEGATORS.search(clause))
-
-
-def test_toy_labels_follow_negation_and_connectives():
-    splits = toy_splits(n_train=300, n_dev=100)
-    rows = splits["train"].to_list() + splits["validation"].to_list()
-    seen_words = {word for row in splits["train"].to_list() for word in row["sentence"].split()}
-    assert not seen_words & set(toy.POSITIVE[-toy.HELD_OUT:] + toy.NEGATIVE[-toy.HELD_OUT:])
-    assert all(not NEGATORS.search(plain) and NEGATORS.search(negated) for plain, negated in toy.CLAUSES)
-    for row in rows:
-        sentence = row["sentence"].removesuffix(" .")
-        for template, deciding in toy.CONNECTIVES:
-            match = re.fullmatch(template.format(a="(.+)", b="(.+)"), sentence)
-            if match:
-                clauses = [_clause_is_positive(c) for c in match.groups()]
-                assert clauses[deciding] == bool(row["label"]) != clauses[1 - deciding]
-                break
-        else:
-            assert _clause_is_positive(sentence) == bool(row["label"])
-
-
-# --- train_from_dev ----------------------------------------------------------------------------
-
-
-def test_train_from_dev_is_deterministic():
+def test_split_dev_is_deterministic():
     dev = Dataset.from_dict(
         {"sentence": [str(i) for i in range(100)], "label": [i % 2 for i in range(100)]}
     )
-    train, held_out = train_from_dev(dev, 0.8, seed=1)
-    again, _ = train_from_dev(dev, 0.8, seed=1)
-    other, _ = train_from_dev(dev, 0.8, seed=2)
+    train, held_out = split_dev(dev, 0.8, seed=1)
+    again, _ = split_dev(dev, 0.8, seed=1)
+    other, _ = split_dev(dev, 0.8, seed=2)
     assert (len(train), len(held_out)) == (80, 20)
     assert train["sentence"] == again["sentence"] != other["sentence"]
     assert set(train["sentence"]).isdisjoint(held_out["sentence"])
 
 
 @pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.2])
-def test_train_from_dev_rejects_bad_fractions(fraction):
+def test_split_dev_rejects_bad_fractions(fraction):
     dev = Dataset.from_dict({"sentence": ["a", "b"], "label": [0, 1]})
     with pytest.raises(LayerDropError, match="between 0 and 1"):
-        train_from_dev(dev, fraction, seed=0)
+        split_dev(dev, fraction, seed=0)
 
 
 # --- user files --------------------------------------------------------------------------------

@@ -11,18 +11,28 @@ blur the comparison. Layers with the smallest statistic are taken to matter leas
 
 from __future__ import annotations
 
-from transformers import PreTrainedModel
+from typing import Literal, get_args
 
-from layerdrop.architectures import layer_modules
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
 from layerdrop.errors import LayerDropError
+from layerdrop.strategies.base import NumDropOptions, Selection, SelectionInput, Strategy, extremes, rounded
 
-STATISTICS = ("norm", "variance")
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+Statistic = Literal["norm", "variance"]
+STATISTICS: tuple[str, ...] = get_args(Statistic)
 
 
-def parameter_scores(model: PreTrainedModel, statistic: str = "norm") -> list[float]:
+def parameter_scores(model: PreTrainedModel, statistic: Statistic = "norm") -> list[float]:
     """The chosen statistic of each layer's weight matrices, in layer order."""
     if statistic not in STATISTICS:
         raise LayerDropError(f"unknown statistic {statistic!r}; choose one of {', '.join(STATISTICS)}")
+    from layerdrop.architectures import layer_modules
+
     scores = []
     for layer in layer_modules(model):
         matrices = [p.detach().double() for p in layer.parameters() if p.ndim >= 2]
@@ -34,3 +44,23 @@ def parameter_scores(model: PreTrainedModel, statistic: str = "norm") -> list[fl
             mean = sum(float(m.sum()) for m in matrices) / count
             scores.append(square_sum / count - mean**2)
     return scores
+
+
+class ParameterOptions(NumDropOptions):
+    statistic: Statistic = Field("norm", description="parameter: weight statistic, norm (root-mean-square) or variance")
+
+
+def _select(options: ParameterOptions, given: SelectionInput) -> Selection:
+    scores = parameter_scores(given.model, options.statistic)
+    layers = extremes(scores, options.num_drop, options.eligible(given.num_layers), highest=False)
+    return Selection(layers, {"statistic": options.statistic, **options.protection(), "scores": rounded(scores)})
+
+
+PARAMETER = Strategy(
+    "parameter",
+    "drop the K layers with the smallest weights (--statistic norm|variance); needs no data",
+    "Sajjad et al. 2023 (journal version)",
+    "weights",
+    ParameterOptions,
+    _select,
+)

@@ -42,8 +42,10 @@ def test_distilbert_depth() -> None:
     assert select_layers("even-alternate", 6, 3) == [1, 3, 5]
 
 
-def test_zero_drops_nothing() -> None:
-    assert select_layers("top", 12, 0) == []
+def test_a_strategy_needs_a_positive_k() -> None:
+    for k in (0, None):
+        with pytest.raises(LayerDropError, match="num_drop"):
+            select_layers("top", 12, k)
 
 
 def test_random_is_seeded() -> None:
@@ -71,13 +73,15 @@ def test_explicit_and_ranges() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: select_layers("top", 12, 12), "between 0 and 11"),
-        (lambda: select_layers("top", 12, -1), "between 0 and 11"),
+        (lambda: select_layers("top", 12, 12), "between 1 and 11"),
+        (lambda: select_layers("top", 12, -1), "greater than or equal to 1"),
         (lambda: select_layers("even-alternate", 5, 4), "at most 3"),
         (lambda: select_layers("odd-alternate", 12, 7), "at most 6"),
         (lambda: select_layers("explicit", 4, layers=[0, 1, 2, 3]), "leave none"),
         (lambda: select_layers("explicit", 4, layers=[4]), "out of range"),
-        (lambda: select_layers("explicit", 4), "needs --layers"),
+        (lambda: select_layers("explicit", 4), "layers is required"),
+        (lambda: select_layers("explicit", 4, 2, layers=[1]), "leave out num_drop"),
+        (lambda: select_layers("top", 4, 1, threshold=0.9), "threshold does not go with strategy 'top'"),
         (lambda: select_layers("nope", 4, 1), "unknown strategy"),
         (lambda: parse_layer_list("1,1"), "twice"),
         (lambda: parse_layer_list("3-1"), "start is above end"),
