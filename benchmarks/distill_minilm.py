@@ -4,7 +4,7 @@ For each task: the teacher is the full model fine-tuned with the settings of `gl
 (lr 1e-4, batch 32, max length 128, seed 42; SST-2 a fixed random 8,000 of its training
 sentences x 1 epoch, STS-B all 5,749 pairs x 3 epochs). Each student drops 2 layers (top,
 bottom, symmetric) and is trained on the same data with the same settings (`--distill-epochs`
-may give distillation more epochs), in one of four ways:
+and `--plain-epochs` may give students more epochs), in one of four ways:
 
 - pretrained-plain: dropped from the pre-trained model, fine-tuned on the labels (the paper's recipe,
   `glue_minilm.py`'s top-2 figures);
@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--tasks", default="sst2,stsb")
     parser.add_argument("--runs", default=",".join(RUNS), help=f"STRATEGY:WAY, ways: {', '.join(WAYS)}")
     parser.add_argument("--distill-epochs", type=int, default=None, help="epochs of distillation (default: the task's)")
+    parser.add_argument("--plain-epochs", type=int, default=None, help="epochs of plain students (default: the task's)")
     parser.add_argument("--alpha", type=float, default=DistillConfig().alpha)
     parser.add_argument("--temperature", type=float, default=DistillConfig().temperature)
     parser.add_argument("--hidden-weight", type=float, default=DistillConfig().hidden_weight)
@@ -84,6 +85,7 @@ def run_task(name: str, planned: list[tuple[str, str]], distill_config: DistillC
     dev = {"validation": load_split(task, "validation", args.data)}
     config = TrainConfig(learning_rate=1e-4, epochs=settings["epochs"])
     distill_training = config.model_copy(update={"epochs": args.distill_epochs or config.epochs})
+    plain_training = config.model_copy(update={"epochs": args.plain_epochs or config.epochs})
 
     def pretrained() -> Any:
         set_seed(config.seed)  # the new head drawn as `layerdrop run` draws it
@@ -119,7 +121,7 @@ def run_task(name: str, planned: list[tuple[str, str]], distill_config: DistillC
         drop_layers(student, layers, strategy={"name": strategy, "num_drop": 2})
         before = score(student) if start_from == "finetuned" else None
         if method == "plain":
-            stats = finetune(student, tokenizer, task, train, config)
+            stats = finetune(student, tokenizer, task, train, plain_training)
         else:
             stats = distill(student, teacher, tokenizer, task, train, distill_training, distill_config)
         result = score(student)
@@ -151,6 +153,7 @@ def run_task(name: str, planned: list[tuple[str, str]], distill_config: DistillC
                 "train_subsample": {"examples": settings["train"], "seed": 0} if settings["train"] else None,
                 "training": config.model_dump(),
                 "distill_epochs": distill_training.epochs,
+                "plain_epochs": plain_training.epochs,
                 "distillation": distill_config.model_dump(),
                 "runs": runs,
                 "wall_time_s": time.perf_counter() - started,
