@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import layerdrop_in_process
+from run_cli import layerdrop_in_process
 from layerdrop.cost import REFERENCE, TASK_SIZES, estimate_sweep, model_shape, planned_size, work
 from layerdrop.experiment import RunConfig
 from layerdrop.sweep import expand_grid, identity, open_db, parse_sweep, record, run_key

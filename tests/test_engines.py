@@ -326,7 +326,7 @@ def test_ray_sweep_survives_a_killed_worker_and_driver(tmp_path: Path, ray_clust
 
 
 def test_dry_run_marks_failed_runs_to_retry(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from cli import layerdrop_in_process
+    from run_cli import layerdrop_in_process
 
     config, db = tmp_path / "grid.yaml", tmp_path / "grid.sqlite"
     config.write_text(json.dumps(GRID))
