@@ -33,6 +33,8 @@ LAYERS: dict[str, int] = {
     "layerdrop.training": 5,
     "layerdrop.evaluation": 5,
     "layerdrop.healing": 5,
+    "layerdrop.distillation": 6,
+    "layerdrop.embeddings": 6,
     "layerdrop.experiment": 6,
     "layerdrop.analysis": 6,
     "layerdrop.harness": 6,

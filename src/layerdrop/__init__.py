@@ -20,6 +20,11 @@ _EXPORTS = {
     "load_model": "layerdrop.checkpoint",
     "save_model": "layerdrop.checkpoint",
     "model_summary": "layerdrop.summary",
+    "DistillConfig": "layerdrop.distillation",
+    "distill": "layerdrop.distillation",
+    "load_encoder": "layerdrop.embeddings",
+    "sts_spearman": "layerdrop.embeddings",
+    "distill_embeddings": "layerdrop.embeddings",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -138,17 +140,67 @@ def load_tokenizer(name: str) -> Any | None:
         return None
 
 
-def save_model(model: PreTrainedModel, output: str | Path, tokenizer: Any | None = None, overwrite: bool = False) -> Path:
+def save_model(
+    model: PreTrainedModel,
+    output: str | Path,
+    tokenizer: Any | None = None,
+    overwrite: bool = False,
+    extra_files_from: str | None = None,
+) -> Path:
     """Save as safetensors with the tokenizer and a model card, staged and renamed into place.
 
     The result loads with `AutoModel….from_pretrained(output)` without layerdrop installed.
+    `extra_files_from` (the model it was made from) passes on that checkpoint's sentence-transformers
+    files, so `SentenceTransformer(output)` loads the result too.
     """
     with staged(output, "dir", overwrite, what="--output") as staging, _no_progress_bars():
         model.save_pretrained(staging, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
+        if extra_files_from is not None:
+            copy_sentence_transformers_files(resolve_source(extra_files_from), staging)
         (staging / "README.md").write_text(model_card(model))
     return Path(output)
+
+
+ST_MODULES_FILE = "modules.json"
+# Top-level files of a sentence-transformers checkpoint; its module folders are listed in modules.json.
+SENTENCE_TRANSFORMERS_FILES = (ST_MODULES_FILE, "sentence_bert_config.json", "config_sentence_transformers.json")
+
+
+def read_st_json(path: Path) -> Any:
+    """A sentence-transformers JSON file, with a one-line error when it is missing or malformed."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LayerDropError(f"missing sentence-transformers file {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise LayerDropError(f"{path} is not valid JSON: {err}") from None
+
+
+def copy_sentence_transformers_files(source: str | Path, target: str | Path) -> list[str]:
+    """Copy a checkpoint's sentence-transformers files from folder `source` into `target`.
+
+    That is modules.json, the module folders it lists, sentence_bert_config.json and
+    config_sentence_transformers.json; returns what was copied. Never the weights (the Transformer
+    module lives at the top level, path ""), so a dropped or distilled model keeps its own. Folders
+    listed but absent (all-MiniLM-L6-v2 ships no 2_Normalize/: Normalize has no parameters) are
+    skipped, as sentence-transformers does. A hub name (no local folder) has nothing to copy here.
+    """
+    source, target = Path(source), Path(target)
+    if not (source / ST_MODULES_FILE).is_file():
+        return []
+    copied = []
+    for name in SENTENCE_TRANSFORMERS_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, target / name)
+            copied.append(name)
+    for module in read_st_json(source / ST_MODULES_FILE):
+        path = module.get("path", "")
+        if path and (source / path).is_dir():
+            shutil.copytree(source / path, target / path, dirs_exist_ok=True)
+            copied.append(path + "/")
+    return copied
 
 
 def model_card(model: PreTrainedModel) -> str:

@@ -9,6 +9,11 @@ Under `accelerate launch --multi_gpu --num_processes N` (on CPUs: with ACCELERAT
 draws the same global batches and trains on its share of each, so N processes take the same
 optimizer steps on the same examples as one (each example once per epoch, none repeated to even
 out a short last batch), up to floating-point summation order and dropout masks.
+
+What a step minimises is pluggable (an `Objective`: the task loss by default, distillation in
+`layerdrop.distillation`), so there is one training loop for every kind of training. Every
+tokenized example carries its row number "idx", so an objective can look up per-example data
+(a teacher's cached outputs) exactly.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -29,6 +34,7 @@ from torch.utils.data import BatchSampler, DataLoader, Sampler
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, PreTrainedModel, get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.utils import ModelOutput
 
 from layerdrop.architectures import layer_modules
 from layerdrop.errors import LayerDropError
@@ -51,8 +57,42 @@ class TrainStats:
         return asdict(self)
 
 
+INDEX = "idx"  # each tokenized example's row number in the data it came from
+
+
+class Objective(Protocol):
+    """What a training step minimises, given the model's outputs and the batch (which holds "idx")."""
+
+    forward_kwargs: dict[str, Any]  # extra arguments of the forward pass, e.g. output_hidden_states=True
+
+    def prepare(self, data: Dataset) -> None:
+        """Called once with the tokenized training data before the first step (e.g. to run a teacher)."""
+
+    def __call__(self, outputs: ModelOutput, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss to minimise on this batch (the mean over its examples)."""
+
+
+class TaskLoss:
+    """The model's own loss on the gold labels (cross-entropy, or MSE for regression)."""
+
+    def __init__(self) -> None:
+        """Nothing to set up: the model computes this loss itself when the batch has labels."""
+        self.forward_kwargs: dict[str, Any] = {}
+
+    def prepare(self, data: Dataset) -> None:
+        """Nothing to compute ahead of training."""
+
+    def __call__(self, outputs: ModelOutput, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss the model returned."""
+        return outputs.loss
+
+
 def tokenize(dataset: Dataset, tokenizer: Any, task: Task, max_length: int) -> Dataset:
-    """Token ids (no padding: batches pad themselves), "labels", and each example's length."""
+    """Tokenize a task's raw split for training or prediction.
+
+    Returns token ids (no padding: batches pad themselves), "labels" where the data has labels,
+    each example's length, and its row number "idx".
+    """
     if tokenizer is None:
         raise LayerDropError("this model has no tokenizer; fine-tuning needs one saved with the model")
     def encode(batch: dict[str, list]) -> dict[str, list]:
@@ -61,7 +101,13 @@ def tokenize(dataset: Dataset, tokenizer: Any, task: Task, max_length: int) -> D
         return encoded
 
     encoded = dataset.map(encode, batched=True, remove_columns=list(task.text_columns), desc="tokenizing")
-    return encoded.rename_column("label", "labels")
+    encoded = encoded.add_column(INDEX, np.arange(len(encoded)))
+    return encoded.rename_column("label", "labels") if "label" in encoded.column_names else encoded
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch without the row numbers, which the model's forward does not take."""
+    return {key: value for key, value in batch.items() if key != INDEX}
 
 
 def _mixed_precision(setting: str) -> str:
@@ -120,14 +166,19 @@ def finetune(
     *,
     frozen_layers: list[int] = (),
     on_epoch_end: Callable[[int, PreTrainedModel], str | None] | None = None,
+    objective: Objective | None = None,
+    progress: bool = True,
 ) -> TrainStats:
     """Fine-tune `model` in place on the raw `train` split of `task`.
 
     `frozen_layers` get no updates (the paper's task-specific regime freezes the layers it will
     drop). `on_epoch_end(epoch, model)` may change the model between epochs (iterative dropping);
-    parameters it removes leave the optimizer with their state.
+    parameters it removes leave the optimizer with their state. `objective` replaces the task
+    loss (distillation); `train` then needs no "label" column if the objective needs no labels.
+    The reported training time includes `objective.prepare` (a teacher's pass over the data).
     """
     set_seed(config.seed)
+    objective = objective if objective is not None else TaskLoss()
     # split_batches: the scheduler steps once per optimizer step, not once per process.
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision),
                               dataloader_config=DataLoaderConfiguration(split_batches=True))
@@ -138,6 +189,10 @@ def finetune(
     if accelerator.num_processes > 1 and on_epoch_end is not None:
         raise LayerDropError("iterative dropping changes the model while it trains, which runs in one process only")
     data = tokenize(train, tokenizer, task, config.max_length)
+    if len(data) == 0:
+        raise LayerDropError(f"no training examples for {task.name}")
+    start = time.perf_counter()
+    objective.prepare(data)
     generator = torch.Generator().manual_seed(config.seed)
     sampler = (
         LengthGroupedSampler(config.batch_size, lengths=data["length"], generator=generator)
@@ -165,12 +220,14 @@ def finetune(
     model.train()
     events: list[str] = []
     loss_value = first_loss = float("nan")
-    progress = tqdm(total=total_steps, desc=f"fine-tuning {task.name}", disable=not accelerator.is_local_main_process)
+    bar = tqdm(
+        total=total_steps, desc=f"training on {task.name}", disable=not (progress and accelerator.is_local_main_process)
+    )
     steps = 0
-    start = time.perf_counter()
     for epoch in range(config.epochs):
         for batch, weight in zip(loader, batches.weights(), strict=True):
-            loss = model(**batch.to(accelerator.device)).loss * weight
+            batch = batch.to(accelerator.device)
+            loss = objective(model(**model_inputs(batch), **objective.forward_kwargs), batch) * weight
             accelerator.backward(loss)
             if config.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -180,13 +237,13 @@ def finetune(
             steps += 1
             loss_value = accelerator.reduce(loss.detach(), "mean").item()  # the global batch's mean loss
             first_loss = loss_value if steps == 1 else first_loss
-            progress.update()
-            progress.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.4f}")
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.4f}")
         if on_epoch_end is not None and (event := on_epoch_end(epoch + 1, accelerator.unwrap_model(model))):
             events.append(event)
             _forget_removed_parameters(optimizer, accelerator.unwrap_model(model))
     elapsed = time.perf_counter() - start
-    progress.close()
+    bar.close()
     for layer in layer_modules(accelerator.unwrap_model(model)):
         layer.requires_grad_(True)
     model.eval()
@@ -223,7 +280,7 @@ def predict(model: PreTrainedModel, tokenizer: Any, task: Task, dataset: Dataset
     model.eval()
     all_logits, all_labels = [], []
     for batch in tqdm(loader, desc=f"evaluating {task.name}", disable=not accelerator.is_local_main_process):
-        logits = model(**batch).logits.float()
+        logits = model(**model_inputs(batch)).logits.float()
         logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
         all_logits.append(logits.cpu().numpy())
         all_labels.append(labels.cpu().numpy())
