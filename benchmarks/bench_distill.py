@@ -34,7 +34,8 @@ import torch
 from accelerate.utils import set_seed
 
 from layerdrop.checkpoint import load_model, load_tokenizer
-from layerdrop.distillation import DistillationObjective, DistillConfig, distillation_loss, layer_map
+from layerdrop.distillation import DistillationObjective, distillation_loss, layer_map
+from layerdrop.settings import DistillConfig
 from layerdrop.experiment import versions
 from layerdrop.glue import get_task, load_split
 from layerdrop.outputs import write_json

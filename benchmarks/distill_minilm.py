@@ -34,7 +34,8 @@ from accelerate.utils import set_seed
 
 from layerdrop.architectures import parameter_count
 from layerdrop.checkpoint import load_model, load_tokenizer, save_model
-from layerdrop.distillation import DistillConfig, distill
+from layerdrop.distillation import distill
+from layerdrop.settings import DistillConfig
 from layerdrop.evaluation import evaluate
 from layerdrop.experiment import versions
 from layerdrop.glue import get_task, load_split

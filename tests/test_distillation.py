@@ -13,7 +13,6 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Bert
 from layerdrop.checkpoint import save_model
 from layerdrop.distillation import (
     DistillationObjective,
-    DistillConfig,
     distill,
     distillation_loss,
     layer_map,
@@ -21,7 +20,7 @@ from layerdrop.distillation import (
 )
 from layerdrop.errors import LayerDropError
 from layerdrop.glue import get_task, load_split
-from layerdrop.settings import TrainConfig
+from layerdrop.settings import DistillConfig, TrainConfig
 from layerdrop.surgery import drop_layers
 from layerdrop.training import _loader, tokenize
 

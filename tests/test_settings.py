@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from layerdrop.errors import LayerDropError
 from layerdrop.experiment import RunConfig
-from layerdrop.settings import BenchSettings, CalibrationData, TrainConfig, describe_error, flag, named, naming
+from layerdrop.settings import BenchSettings, CalibrationData, TextSource, TrainConfig, describe_error, flag, named, naming
 
 
 def error_of(schema: type, **values: object) -> str:
@@ -56,9 +56,12 @@ def test_run_config_cross_checks() -> None:
 
 
 def test_calibration_data_has_one_source() -> None:
-    assert "either --text-file or --task/--data" in error_of(CalibrationData, text_file="t.txt", task="rte")
-    assert "--data and --split need --task" in error_of(CalibrationData, split="train")
-    assert CalibrationData(task="rte").given and not CalibrationData().given
+    assert error_of(CalibrationData, text_file="t.txt", task="rte") == "give one of task, text_file, corpus, dataset, not several"
+    assert error_of(CalibrationData, corpus="shakespeare", dataset="wikitext") == "give one of task, text_file, corpus, dataset, not several"
+    assert error_of(CalibrationData, split="train") == "data and split need task"
+    assert CalibrationData(task="rte").given and CalibrationData(corpus="shakespeare").given and not CalibrationData().given
+    assert CalibrationData(corpus="shakespeare:calibration").running_text() == TextSource(corpus="shakespeare:calibration")
+    assert CalibrationData(text_file="t.txt").running_text() is None
 
 
 def test_bench_lists_parse_from_text() -> None:

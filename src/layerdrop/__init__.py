@@ -20,7 +20,7 @@ _EXPORTS = {
     "load_model": "layerdrop.checkpoint",
     "save_model": "layerdrop.checkpoint",
     "model_summary": "layerdrop.summary",
-    "DistillConfig": "layerdrop.distillation",
+    "DistillConfig": "layerdrop.settings",
     "distill": "layerdrop.distillation",
     "load_encoder": "layerdrop.embeddings",
     "sts_spearman": "layerdrop.embeddings",

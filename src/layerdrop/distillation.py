@@ -14,7 +14,7 @@ loop of `layerdrop.training.finetune`, with `DistillationObjective` as its objec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,39 +31,9 @@ from transformers.utils import ModelOutput
 from layerdrop.architectures import num_layers
 from layerdrop.errors import LayerDropError
 from layerdrop.glue.tasks import Task
-from layerdrop.settings import Settings, TrainConfig
+from layerdrop.settings import DistillConfig, TrainConfig
 from layerdrop.surgery import dropping_record
 from layerdrop.training import INDEX, TrainStats, finetune
-
-
-class DistillConfig(Settings):
-    """How a student learns from its teacher.
-
-    Measured on all-MiniLM-L6-v2 with 2 of 6 layers dropped, starting from the fine-tuned teacher
-    (toy task, SST-2, STS-B; figures in the README). Each field says why its default.
-    """
-
-    alpha: float = Field(
-        0.5,
-        ge=0,
-        le=1,
-        description="weight of the task loss on gold labels; the rest (1 - alpha) matches the teacher. "
-        "0.5 (DistilBERT's mix) keeps the labels where the teacher errs; 0 did no better on the toy task",
-    )
-    temperature: float = Field(
-        2.0,
-        gt=0,
-        description="softens both distributions so the teacher's other classes carry signal (classification only); "
-        "2, as usual for tasks with few classes: a higher T flattens two or three logits towards uniform",
-    )
-    hidden_weight: float = Field(
-        0.0,
-        ge=0,
-        description="weight of the MSE between each student layer's output and its teacher layer's (0: off). "
-        "Off by default because its cache holds every training token's hidden states (BERT-base on MNLI: "
-        "about 290 GB in fp16); turn it on for small data and hard layer choices: with 1.0 the toy task's "
-        "bottom-2 student reached 97.0% instead of 93.5%",
-    )
 
 
 def layer_map(student: PretrainedConfig, teacher: PretrainedConfig) -> list[int]:
@@ -267,6 +237,7 @@ def distill(
     distill_config: DistillConfig | None = None,
     layers: Sequence[int] | None = None,
     progress: bool = True,
+    on_epoch_end: Callable[[int, PreTrainedModel], str | None] | None = None,
 ) -> TrainStats:
     """Train `student` in place on `task`'s raw `train` split to match the fine-tuned `teacher`.
 
@@ -291,4 +262,4 @@ def distill(
         layers = ()
     teacher.to(PartialState().device)
     objective = DistillationObjective(teacher, tokenizer, distill_config, layers, config.eval_batch_size, progress)
-    return finetune(student, tokenizer, task, train, config, objective=objective, progress=progress)
+    return finetune(student, tokenizer, task, train, config, objective=objective, progress=progress, on_epoch_end=on_epoch_end)

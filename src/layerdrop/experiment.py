@@ -13,6 +13,7 @@ the dev set they are evaluated on.
 
 from __future__ import annotations
 
+import copy
 import platform
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from layerdrop.errors import LayerDropError
-from layerdrop.settings import Settings, TrainConfig
+from layerdrop.settings import DistillConfig, Settings, TrainConfig, named
 
 Regime = Literal["pretrained", "finetuned", "task-specific", "iterative"]
 FULL_MODEL = "none"  # the strategy name of the undropped baseline
@@ -50,6 +51,13 @@ class RunConfig(Settings):
     max_train_samples: int | None = Field(None, ge=1, description="train on a fixed random subsample of this many examples")
     max_eval_samples: int | None = Field(None, ge=1, description="evaluate on the first N dev examples only")
     training: TrainConfig = Field(default_factory=TrainConfig, description="fine-tuning settings")
+    distill: bool = Field(
+        False, description="recover the dropped model by distillation from the fine-tuned full model instead of plain fine-tuning"
+    )
+    teacher: str | None = Field(
+        None, description="distill: the fine-tuned full model to learn from (default: MODEL fine-tuned first, in this run)"
+    )
+    distillation: DistillConfig = Field(default_factory=DistillConfig, description="distillation settings")
 
     @field_validator("task")
     @classmethod
@@ -60,6 +68,12 @@ class RunConfig(Settings):
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
+        if not self.distill and (self.teacher is not None or self.distillation != DistillConfig()):
+            raise ValueError(f"{named('teacher')} and the distillation settings go with {named('distill')}")
+        if self.distill and self.strategy == FULL_MODEL:
+            raise ValueError("distillation recovers a dropped model: give a strategy and its options")
+        if self.distill and self.regime == "iterative" and self.distillation.hidden_weight > 0:
+            raise ValueError("iterative dropping changes which teacher layer each student layer matches: use hidden_weight 0")
         if self.strategy == FULL_MODEL:
             if self.strategy_options:
                 raise ValueError("strategy 'none' (the full model) drops no layers; give a strategy with its options")
@@ -125,14 +139,20 @@ def run_experiment(config: RunConfig, output: str | Path | None = None, overwrit
     stages: dict[str, Any] = {}
     runs = []
     dropping = config.strategy != FULL_MODEL
+    teacher = _given_teacher(config, task)
+    if config.distill and teacher is None and config.regime != "finetuned":  # the full model, fine-tuned in this run
+        teacher = copy.deepcopy(model)
+        runs.append(finetune(teacher, tokenizer, task, train, config.training))
 
     if config.regime == "finetuned":
         if not config.model_is_finetuned:
             runs.append(finetune(model, tokenizer, task, train, config.training))
         stages["full"] = evaluate(model, tokenizer, task, eval_sets, config.training)
+        if config.distill and teacher is None:
+            teacher = copy.deepcopy(model)
+    recover = _recovery(config, tokenizer, task, train, teacher)
     if config.regime == "iterative":
-        hook = _iterative_dropper(config)
-        runs.append(finetune(model, tokenizer, task, train, config.training, on_epoch_end=hook))
+        runs.append(recover(model, on_epoch_end=_iterative_dropper(config)))
     else:
         layers, record = choose_run_layers(config, model, tokenizer, task, train) if dropping else ([], {})
         if config.regime == "task-specific":
@@ -142,10 +162,16 @@ def run_experiment(config: RunConfig, output: str | Path | None = None, overwrit
         if config.regime in ("finetuned", "task-specific") and dropping:
             stages["dropped_before_retraining"] = evaluate(model, tokenizer, task, eval_sets, config.training)
         if config.regime == "pretrained" or dropping:
-            runs.append(finetune(model, tokenizer, task, train, config.training))
+            runs.append(recover(model))
     final = evaluate(model, tokenizer, task, eval_sets, config.training)
     if output is not None and PartialState().is_main_process:  # one writer under `accelerate launch`
         save_model(model, output, tokenizer=tokenizer, overwrite=overwrite)
+    teaching = {}
+    if teacher is not None:
+        scored = evaluate(teacher, tokenizer, task, eval_sets, config.training)
+        name = config.teacher or (config.model if config.model_is_finetuned else f"{config.model}, fine-tuned in this run")
+        teaching = {"teacher": {"model": name, "metrics": scored["metrics"], "score": scored["score"]},
+                    "retained": final["score"] / scored["score"] if scored["score"] else None}
 
     record = dropping_record(model.config) or {}
     strategy = record.get("strategy", {}) if record else {}
@@ -166,6 +192,8 @@ def run_experiment(config: RunConfig, output: str | Path | None = None, overwrit
         "metrics": final["metrics"],
         "score": final["score"],
         "stages": stages,
+        "recovery": "distillation" if config.distill else "fine-tuning",
+        **teaching,
         "params": parameter_count(model),
         "params_original": params_original,
         "train_examples": last.train_examples if last else 0,
@@ -182,6 +210,29 @@ def run_experiment(config: RunConfig, output: str | Path | None = None, overwrit
         "versions": versions(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _given_teacher(config: RunConfig, task: Any) -> Any:
+    """The teacher named by `teacher`, checked to be fine-tuned for the task; None when not given."""
+    if config.teacher is None:
+        return None
+    from layerdrop.checkpoint import load_model
+
+    teacher = load_model(config.teacher, head="sequence-classification", trained_head=True)
+    if teacher.config.num_labels != task.num_labels:
+        raise LayerDropError(f"teacher {config.teacher!r} has {teacher.config.num_labels} outputs but {task.name} needs {task.num_labels}")
+    return teacher
+
+
+def _recovery(config: RunConfig, tokenizer: Any, task: Any, train: Any, teacher: Any) -> Callable[..., Any]:
+    """How the dropped model gets its quality back: plain fine-tuning, or distillation from `teacher`."""
+    from layerdrop.training import finetune
+
+    if not config.distill:
+        return lambda model, **hooks: finetune(model, tokenizer, task, train, config.training, **hooks)
+    from layerdrop.distillation import distill
+
+    return lambda model, **hooks: distill(model, teacher, tokenizer, task, train, config.training, config.distillation, **hooks)
 
 
 def choose_run_layers(config: RunConfig, model: Any, tokenizer: Any, task: Any, train: Any) -> tuple[list[int], dict[str, Any]]:

@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app` when imported (this order is the order in --help).
-from layerdrop.cli import drop, analyze, run, llm, sweep, bench, demo  # noqa: E402,F401,I001
+from layerdrop.cli import drop, analyze, run, distill, llm, sweep, bench, demo  # noqa: E402,F401,I001
 
 # Libraries' own chatter (load reports, weight-loading and tokenizing bars) is not for our users.
 QUIET = {"TRANSFORMERS_VERBOSITY": "error", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -57,7 +57,7 @@ def drop(
         selection = choose_layers(chosen.name, loaded, prepared, batches=batches, task=task, data_record=described)
         _print_trace(selection.record)
     drop_layers(loaded, selection.layers, strategy=selection.record)
-    save_model(loaded, output, tokenizer=tokenizer, overwrite=overwrite)
+    save_model(loaded, output, tokenizer=tokenizer, overwrite=overwrite, extra_files_from=model)
     typer.echo(f"dropped layers {selection.layers} of {total} ({chosen.name}); saved a {total - len(selection.layers)}-layer model to {output}")
 
 

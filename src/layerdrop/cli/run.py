@@ -11,7 +11,7 @@ import typer
 from layerdrop.cli import app
 from layerdrop.cli.options import ModelArg, Overwrite, ResultFile, settings_options
 from layerdrop.experiment import RunConfig
-from layerdrop.settings import LmEvalConfig, TrainConfig
+from layerdrop.settings import DistillConfig, LmEvalConfig, TrainConfig
 from layerdrop.strategies import STRATEGIES
 
 SavedModel = Annotated[Optional[Path], typer.Option("--output", "-o", help="save the final model here")]
@@ -44,6 +44,7 @@ def _emit(result: dict[str, Any], path: Optional[Path], overwrite: bool) -> None
 
 
 @app.command()
+@settings_options(DistillConfig, into="distillation", panel="Distillation (with --distill)")
 @settings_options(TrainConfig, into="training", panel="Training")
 @settings_options(*STRATEGY_OPTIONS, into="options", optional=True, exclude={"seed"}, panel="Strategy options")
 @settings_options(RunConfig, into="settings", exclude={"model", "training", "strategy_options"})
@@ -55,13 +56,16 @@ def run(
     settings: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
+    distillation: dict[str, Any] | None = None,
 ) -> None:
-    """Drop layers from MODEL, fine-tune on a task, evaluate on its dev set; print or write one JSON result."""
+    """Drop layers from MODEL, fine-tune (or, with --distill, distil from the fine-tuned full model) on a task,
+    evaluate on its dev set; print or write one JSON result."""
     from layerdrop.experiment import run_experiment
 
     if "layers" in options and settings["strategy"] == "none":
         settings["strategy"] = "explicit"
-    config = RunConfig.model_validate({**settings, "model": model, "strategy_options": options, "training": training})
+    config = RunConfig.model_validate({**settings, "model": model, "strategy_options": options, "training": training,
+                                       "distillation": distillation})
     _check_outputs(output, result, overwrite)
     _emit(run_experiment(config, output, overwrite), result, overwrite)
 
@@ -91,13 +95,17 @@ def finetune(
 @settings_options(RunConfig, into="settings", include={"task", "data", "max_eval_samples"}, optional=True)
 def evaluate(
     model: ModelArg,
+    embeddings: Annotated[
+        bool, typer.Option("--embeddings", help="zero-shot: cosine similarity of pooled sentence embeddings vs the gold scores (STS-B)")
+    ] = False,
     overwrite: Overwrite = False,
     result: ResultFile = None,
     settings: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
     harness: dict[str, Any] | None = None,
 ) -> None:
-    """Score MODEL: a fine-tuned classifier on a task's dev set(s), or a language model with lm-eval (--lm-eval)."""
+    """Score MODEL: a fine-tuned classifier on a task's dev set(s), a sentence encoder zero-shot (--embeddings),
+    or a language model with lm-eval (--lm-eval)."""
     from layerdrop.errors import LayerDropError
     from layerdrop.experiment import versions
 
@@ -119,6 +127,15 @@ def evaluate(
     _check_outputs(None, result, overwrite)
     task = get_task(run.task)
     eval_sets = dev_sets(task, run.data, run.max_eval_samples)
+    if embeddings:
+        from layerdrop.embeddings import load_encoder, sts_spearman
+
+        if not (task.is_regression and len(task.text_columns) == 2):
+            raise LayerDropError(f"--embeddings scores sentence-pair similarity (e.g. --task stsb), not {task.name}")
+        spearman = sts_spearman(load_encoder(model), eval_sets[task.dev_splits[0]], task, batch_size=run.training.eval_batch_size)
+        _emit({"model": model, "task": task.name, "embeddings": True, "metrics": {"spearman_x100": spearman}, "score": spearman,
+               "eval_examples": {s: len(d) for s, d in eval_sets.items()}, "versions": versions()}, result, overwrite)
+        return
     loaded = load_model(model, head="sequence-classification", trained_head=True)
     if loaded.config.num_labels != task.num_labels:
         raise LayerDropError(f"{model} has {loaded.config.num_labels} outputs but {task.name} needs {task.num_labels}; is it fine-tuned on this task?")
