@@ -218,7 +218,8 @@ def test_per_task_options_and_stable_keys() -> None:
         ({"run": {"training": {"epochs": "three"}}}, "config: run bert-base-uncased rte none K=0 seed=1 pretrained: training.epochs: input should be a valid integer"),
         ({"run": {"train_from_dev": 1.5}}, "config: run bert-base-uncased rte none K=0 seed=1 pretrained: train_from_dev: input should be less than 1"),
         ({"run": {"treshold": 0.9}}, "config: run bert-base-uncased rte none K=0 seed=1 pretrained: unknown setting 'treshold'"),
-        ({"run": {"task": "rte"}}, "config: run: 'task' is a grid axis"),
+        ({"run": {"task": "rte"}}, "config: run: 'task' is set by the grid"),
+        ({"distill": True}, "config: distill needs a folder for the teachers"),
         ({"per_task": {"cola": {"max_train_samples": 10}}}, "config: per_task: 'cola' is not one of the listed tasks"),
         ({"strategy_options": {"top": {"treshold": 0.9}}}, "config: run bert-base-uncased rte top K=2 seed=1 pretrained: treshold does not go with strategy 'top'"),
         ({"regimes": ["iterative"], "run": {"training": {"epochs": 3}}},
@@ -268,3 +269,34 @@ def test_every_shipped_config_loads_and_expands(path: Path, tmp_path: Path) -> N
     assert specs and len({run_key(spec) for spec in specs}) == len(specs)
     assert {identity(spec)["model"] for spec in specs} == set(config.models)
     assert {identity(spec)["task"] for spec in specs} == set(config.tasks)
+
+
+def test_distilled_runs_share_one_teacher_trained_once(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    """The baseline of each model, task and seed is saved as the teacher; every distilled run needs it and learns from it."""
+    from layerdrop.sweep import SweepRunner, sweep_jobs, teacher_of
+
+    config = parse_sweep({"models": [str(tiny_bert_dir)], "strategies": ["top", "bottom"], "num_drop": [1], "tasks": ["toy-sentiment"],
+                          "seeds": [1], "distill": [False, True], "distillation": {"alpha": 0.25},
+                          "run": {"max_train_samples": 32, "max_eval_samples": 16,
+                                  "training": {"epochs": 1, "batch_size": 16, "max_length": 32, "learning_rate": 1e-3}}})
+    teachers = tmp_path / "sweep.teachers"
+    specs = expand_grid(config, teachers=teachers)
+    baseline = next(s for s in specs if "strategy" not in s)
+    distilled = [s for s in specs if s.get("distill")]
+    assert len(specs) == 5 and len(distilled) == 2
+    assert all(teacher_of(s) == baseline and s["teacher"] == str(teachers / run_key(baseline)) for s in distilled)
+    assert all(s["distillation"] == {"alpha": 0.25} for s in distilled)
+    jobs, runner = sweep_jobs(specs)
+    assert {job.key: job.needs for job in jobs if job.needs} == {run_key(s): (run_key(baseline),) for s in distilled}
+    assert isinstance(runner, SweepRunner) and runner.teachers == {run_key(baseline): str(teachers / run_key(baseline))}
+
+    db = tmp_path / "sweep.sqlite"
+    outcome = run_sweep(jobs, db, runner=runner)
+    assert (outcome.finished, outcome.failures) == (5, [])
+    assert (teachers / run_key(baseline) / "config.json").is_file()
+    results = {row[0]: json.loads(row[2]) for row in _rows(db)}
+    teacher_score = results[run_key(baseline)]["score"]
+    for spec in distilled:
+        result = results[run_key(spec)]
+        assert result["recovery"] == "distillation" and result["teacher"]["score"] == pytest.approx(teacher_score)
+    assert {results[run_key(s)]["recovery"] for s in specs if "strategy" in s and not s.get("distill")} == {"fine-tuning"}

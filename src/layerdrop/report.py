@@ -20,6 +20,7 @@ from layerdrop.sweep import IDENTITY, read_results
 
 FORMATS = ("md", "csv", "tex", "png")
 TASK_ORDER = ("sst2", "mnli", "qnli", "qqp", "stsb", "rte", "mrpc", "cola", "wnli")  # the paper's columns first
+PLAIN = "fine-tuning"  # how a dropped model recovered when the result does not say (older results)
 WITHIN = 0.01  # "droppable": score no worse than the full model's by more than 1% (relative)
 
 
@@ -39,8 +40,8 @@ def load_results(sources: Sequence[Path]) -> pd.DataFrame:
             results += read_results(source)
     if not results:
         raise LayerDropError(f"no results found in {', '.join(map(str, sources))}")
-    runs = pd.DataFrame([{key: r[key] for key in [*IDENTITY, "score"]} for r in results])
-    return runs.drop_duplicates(subset=list(IDENTITY), keep="last").reset_index(drop=True)
+    runs = pd.DataFrame([{**{key: r[key] for key in [*IDENTITY, "score"]}, "recovery": r.get("recovery", PLAIN)} for r in results])
+    return runs.drop_duplicates(subset=[*IDENTITY, "recovery"], keep="last").reset_index(drop=True)
 
 
 def _read_json(path: Path, strict: bool = False) -> list[dict]:
@@ -71,9 +72,11 @@ class Report:
 def build_report(runs: pd.DataFrame) -> Report:
     """Aggregate runs over seeds; Avg is the mean over seeds of each seed's average over tasks.
 
-    Avg is "-" for rows where no seed has every task. Several regimes get a "regime" row level of their own.
+    Avg is "-" for rows where no seed has every task. Several regimes get a "regime" row level of their own;
+    plain and distilled runs a "recovery" level, after the strategy, so their rows stand side by side.
     """
-    rows = ["model", "regime", "strategy", "num_drop"] if runs["regime"].nunique() > 1 else ["model", "strategy", "num_drop"]
+    rows = ["model", *(["regime"] if runs["regime"].nunique() > 1 else []), "strategy",
+            *(["recovery"] if runs["recovery"].nunique() > 1 else []), "num_drop"]
     tasks = sorted(runs["task"].unique(), key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t))
     per_seed = runs.assign(score=runs["score"] * 100).pivot(index=[*rows, "seed"], columns="task", values="score")
     per_seed = per_seed.reindex(columns=tasks).sort_index(level=["model", "num_drop"])  # full model, then by K

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 from rich.console import Console
 
 from layerdrop.engines import ExecutionSettings, check_available, open_engine
 from layerdrop.engines.base import Finished, Result, Runner, Spec
 from layerdrop.errors import LayerDropError
 from layerdrop.experiment import FULL_MODEL, Regime, RunConfig
-from layerdrop.settings import describe_error, naming
+from layerdrop.settings import DistillConfig, describe_error, naming
 from layerdrop.sweep_progress import SweepProgress
 
 # What identifies a run in the database and the report; every result must have these and more.
@@ -37,7 +37,7 @@ IDENTITY = ("model", "task", "strategy", "num_drop", "seed", "regime")
 RESULT_KEYS = (*IDENTITY, "score", "metrics")
 # Settings that say where things are, not what is computed: left out of run keys, so moving the
 # data folder does not rerun the grid.
-LOCATIONS = {"data"}
+LOCATIONS = {"data", "teacher"}
 
 
 def _canonical_task(name: str) -> str:
@@ -69,8 +69,10 @@ class SweepConfig(ExecutionSettings):
     The grid axes name models, tasks, strategies, K, seeds and regimes; `run` holds any other
     setting of a run (a `RunConfig` field: data, max_train_samples, training: {epochs, …}), the
     same for every grid point; `per_task` and `strategy_options` refine it per task and per
-    strategy. Every grid point is validated as a `RunConfig` before anything runs. Where the runs
-    execute is the `ExecutionSettings` keys at the top level (engine, address, workers, retries).
+    strategy. `distill: true` recovers every dropped model by distillation from the fine-tuned full
+    model instead of plain fine-tuning (`[false, true]`: both, side by side). Every grid point is
+    validated as a `RunConfig` before anything runs. Where the runs execute is the
+    `ExecutionSettings` keys at the top level (engine, address, workers, retries).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -82,6 +84,8 @@ class SweepConfig(ExecutionSettings):
     seeds: list[int] = Field(default=[42], min_length=1)
     regimes: list[Regime] = Field(default=["pretrained"], min_length=1)
     include_full_model: bool = True
+    distill: Annotated[list[bool], BeforeValidator(lambda v: [v] if isinstance(v, bool) else v), Field(min_length=1)] = [False]
+    distillation: dict[str, Any] = {}  # DistillConfig fields, for the distilled runs
     run: dict[str, Any] = {}
     per_task: dict[str, dict[str, Any]] = {}
     strategy_options: dict[str, dict[str, Any]] = {}
@@ -94,7 +98,8 @@ class SweepConfig(ExecutionSettings):
         _check_keys("per_task", {_canonical_task(t): v for t, v in self.per_task.items()}, self.tasks, "task", require_all=False)
         _check_keys("strategy_options", self.strategy_options, self.strategies, "strategy", require_all=False)
         if axes := sorted(set(self.run) & AXES):
-            raise ValueError(f"run: {axes[0]!r} is a grid axis; list it at the top level (models, tasks, strategies, num_drop, seeds, regimes)")
+            raise ValueError(f"run: {axes[0]!r} is set by the grid; use the top-level keys (models, tasks, strategies, num_drop, seeds, "
+                             "regimes, distill, distillation)")
         return self
 
     def num_drop_for(self, model: str) -> list[int]:
@@ -111,7 +116,7 @@ class SweepConfig(ExecutionSettings):
         return ExecutionSettings.model_validate({**own, **overrides})
 
 
-AXES = {"model", "task", "strategy", "strategy_options", "regime"}
+AXES = {"model", "task", "strategy", "strategy_options", "regime", "distill", "teacher", "distillation"}
 
 
 def _check_keys(name: str, mapping: dict[str, Any], allowed: list[str], what: str, require_all: bool) -> None:
@@ -188,38 +193,94 @@ def _user_path(loc: tuple[int | str, ...], raw: Any) -> list[int | str]:
     return path
 
 
-def expand_grid(config: SweepConfig) -> list[Spec]:
+def expand_grid(config: SweepConfig, teachers: Path | None = None) -> list[Spec]:
     """Every run of the sweep as a validated `RunConfig` dict, full-model baselines first, each once.
 
     The full model drops nothing, so the regime makes no difference to it: it runs once per
-    model × task × seed, under "pretrained". Any grid point that is not a valid run stops the
-    sweep here, before anything runs, with the point and the setting named.
+    model × task × seed, under "pretrained". Distilled runs learn from that baseline, saved as a
+    teacher in the folder `teachers` (one per model, task, seed and settings, trained once); the
+    finetuned regime's runs learn from their own first fine-tuning instead. Any grid point that is
+    not a valid run stops the sweep here, before anything runs, with the point and the setting named.
     """
+    if True in config.distill and teachers is None:
+        raise LayerDropError("config: distill needs a folder for the teachers (the sweep keeps them beside its database)")
     specs: dict[str, Spec] = {}
     for model in config.models:
-        points = [(FULL_MODEL, 0, "pretrained")] if config.include_full_model else []
-        points += [(s, k, r) for r in config.regimes for s in config.strategies for k in config.num_drop_for(model)]
+        points = [(FULL_MODEL, 0, "pretrained", False)] if config.include_full_model else []
+        points += [(s, k, r, d) for d in config.distill for r in config.regimes for s in config.strategies
+                   for k in config.num_drop_for(model)]
         for task in config.tasks:
             for seed in config.seeds:
-                for strategy, num_drop, regime in points:
-                    spec = _grid_point(config, model, task, strategy, num_drop, regime, seed)
+                for strategy, num_drop, regime, distill in points:
+                    spec = _grid_point(config, model, task, strategy, num_drop, regime, seed, distill, teachers)
                     specs.setdefault(run_key(spec), spec)
     return list(specs.values())
 
 
-def _grid_point(config: SweepConfig, model: str, task: str, strategy: str, num_drop: int, regime: str, seed: int) -> Spec:
+def _grid_point(config: SweepConfig, model: str, task: str, strategy: str, num_drop: int, regime: str, seed: int,
+                distill: bool = False, teachers: Path | None = None) -> Spec:
     own = {_canonical_task(t): v for t, v in config.per_task.items()}.get(task, {})
     settings = {**config.run, **own}
     training = {**config.run.get("training", {}), **own.get("training", {}), "seed": seed}
     options = {"num_drop": num_drop, **config.strategy_options.get(strategy, {})} if strategy != FULL_MODEL else {}
     point = {**settings, "model": model, "task": task, "strategy": strategy, "strategy_options": options,
              "regime": regime, "training": training}
+    if distill:
+        point.update(distill=True, distillation=config.distillation)
+        if regime != "finetuned":
+            teacher = _grid_point(config, model, task, FULL_MODEL, 0, "pretrained", seed)
+            point["teacher"] = str(teachers / run_key(teacher))
     try:
         with naming(as_flags=False):
             return RunConfig.model_validate(point).model_dump(exclude_defaults=True)
     except (ValidationError, LayerDropError) as err:
         message = describe_error(err) if isinstance(err, ValidationError) else str(err)
         raise LayerDropError(f"config: run {model} {task} {strategy} K={num_drop} seed={seed} {regime}: {message}") from None
+
+
+def teacher_of(spec: Spec) -> Spec | None:
+    """The full-model run whose saved model a distilled run learns from (None if it learns from no saved teacher).
+
+    It is the run's own settings with nothing dropped, so it is also the grid's baseline for that
+    model, task and seed: the same run key.
+    """
+    if not spec.get("teacher"):
+        return None
+    config = RunConfig.model_validate(spec)
+    baseline = config.model_copy(update={"strategy": FULL_MODEL, "strategy_options": {}, "regime": "pretrained",
+                                         "distill": False, "teacher": None, "distillation": DistillConfig()})
+    return RunConfig.model_validate(baseline.model_dump()).model_dump(exclude_defaults=True)
+
+
+def sweep_jobs(specs: Sequence[Spec]) -> tuple[list[Job], SweepRunner]:
+    """The runs as jobs (a distilled run needs its teacher's run first) and the runner that saves the teachers."""
+    jobs, teachers, missing = [], {}, {}
+    for spec in specs:
+        teacher = teacher_of(spec)
+        if teacher is not None:
+            teachers[run_key(teacher)] = spec["teacher"]
+            missing[run_key(teacher)] = teacher
+        jobs.append(Job(run_key(spec), spec, (run_key(teacher),) if teacher is not None else ()))
+    in_grid = {job.key for job in jobs}
+    jobs += [Job(key, teacher) for key, teacher in missing.items() if key not in in_grid]  # include_full_model: false
+    return jobs, SweepRunner(teachers)
+
+
+@dataclass(frozen=True)
+class SweepRunner:
+    """Runs one spec; a run other runs learn from saves its model as their teacher (picklable, for any engine)."""
+
+    teachers: dict[str, str] = field(default_factory=dict)  # run key -> where its model goes
+
+    def __call__(self, spec: Spec) -> Result:
+        from layerdrop.experiment import run_experiment
+
+        config = RunConfig.model_validate(spec)
+        if (key := run_key(spec)) in self.teachers:
+            return run_experiment(config, self.teachers[key], overwrite=True)
+        if config.teacher is not None and not Path(config.teacher).is_dir():  # its run finished in a sweep that kept no model
+            run_experiment(RunConfig.model_validate(teacher_of(spec)), config.teacher, overwrite=True)
+        return run_experiment(config)
 
 
 def identity(spec: Spec) -> dict[str, Any]:
@@ -359,8 +420,10 @@ class SweepOutcome:
 
 
 def describe_run(spec: Spec) -> str:
+    """One line naming a run, as progress lines and errors show it."""
     run = identity(spec)
-    return f"{run['model']} {run['task']} {run['strategy']} K={run['num_drop']} seed={run['seed']} {run['regime']}"
+    distilled = " distilled" if spec.get("distill") else ""
+    return f"{run['model']} {run['task']} {run['strategy']} K={run['num_drop']} seed={run['seed']} {run['regime']}{distilled}"
 
 
 def run_sweep(specs: Sequence[Spec | Job], db_path: Path, runner: Runner | None = None, workers: int = 1,
@@ -382,7 +445,7 @@ def run_sweep(specs: Sequence[Spec | Job], db_path: Path, runner: Runner | None 
         _check_needs(waiting, {job.key for job in jobs} | done)
         if not waiting:
             return outcome
-        with open_engine(execution, runner or _default_runner, len(waiting)) as engine, \
+        with open_engine(execution, runner or SweepRunner(), len(waiting)) as engine, \
                 SweepProgress(console, outcome.total, outcome.skipped) as progress:
             console.print(f"sweep: {outcome.total} runs, {outcome.skipped} already in {db_path}, "
                           f"{len(waiting)} to run on {engine.describe()}", highlight=False)
@@ -444,8 +507,3 @@ def _fail(conn: sqlite3.Connection, job: Job, finished: Finished, outcome: Sweep
         console.print(finished.detail, style="dim", markup=False, highlight=False)
     progress.run_failed(describe_run(job.spec), message, running)
 
-
-def _default_runner(spec: Spec) -> Result:
-    from layerdrop.experiment import run_experiment
-
-    return run_experiment(RunConfig.model_validate(spec))

@@ -31,13 +31,13 @@ def sweep(
     from layerdrop.errors import LayerDropError
     from layerdrop.outputs import check_output
     from layerdrop.sweep import (
-        describe_run, expand_grid, failure_counts, finished_keys, identity, load_sweep, open_db, run_key, run_sweep,
+        describe_run, expand_grid, failure_counts, finished_keys, identity, load_sweep, open_db, run_key, run_sweep, sweep_jobs,
     )
 
     settings = load_sweep(config)
     how = settings.execution(**execution)
-    specs = expand_grid(settings)
     db = db or config.with_suffix(".sqlite")
+    specs = expand_grid(settings, teachers=db.with_suffix(".teachers"))
     if dry_run:
         from layerdrop.cost import estimate_sweep
 
@@ -46,11 +46,12 @@ def sweep(
         if db.exists():  # a dry run creates nothing
             with closing(open_db(db)) as conn:
                 done, failures = finished_keys(conn), failure_counts(conn)
-        table = Table("run key", "model", "task", "strategy", "K", "seed", "regime", "status")
+        table = Table("run key", "model", "task", "strategy", "K", "seed", "regime", "recovery", "status")
         for spec in specs:
             key = run_key(spec)
             status = "done" if key in done else f"failed {failures[key][0]}×, to run" if key in failures else "to run"
-            table.add_row(key, *map(str, identity(spec).values()), status)
+            recovery = "distillation" if spec.get("distill") else "fine-tuning"
+            table.add_row(key, *map(str, identity(spec).values()), recovery, status)
         Console().print(table)
         retry = sum(run_key(s) in failures and run_key(s) not in done for s in specs)
         typer.echo(f"{len(specs)} runs, {sum(run_key(s) in done for s in specs)} already in {db}"
@@ -58,7 +59,8 @@ def sweep(
         typer.echo(estimate_sweep(specs, db if db.exists() else None, done).describe(how))
         return
     check_output(db, "file", overwrite=True, what="--db")  # results are added to it, so it may exist
-    outcome = run_sweep(specs, db, execution=how)
+    jobs, runner = sweep_jobs(specs)
+    outcome = run_sweep(jobs, db, runner=runner, execution=how)
     typer.echo(f"{outcome.total} runs: {outcome.skipped} were already in {db}, {outcome.finished} finished now, "
                f"{len(outcome.failures)} failed")
     if outcome.failures:

@@ -33,6 +33,11 @@ def task_options(cluster: dict[str, float], retries: int) -> dict[str, Any]:
     return {**resources, "max_retries": retries, "retry_exceptions": False}
 
 
+def _call(runner: Runner, spec: Spec) -> Any:
+    """What each task runs: the sweep's runner (any picklable callable) on one run's spec."""
+    return runner(spec)
+
+
 class Engine(base.Engine):
     """Runs as Ray tasks; the cluster's scheduler decides where and when."""
 
@@ -44,12 +49,12 @@ class Engine(base.Engine):
             ray.init(address=settings.address, log_to_driver=False, logging_level=logging.WARNING)
         options = task_options(ray.cluster_resources(), settings.retries)
         self.resource = "GPU" if "num_gpus" in options else "CPU"
-        self.remote = ray.remote(**options)(runner)
+        self.remote = ray.remote(**options)(_call)
         self.pending: dict[ray.ObjectRef, str] = {}
 
     def submit(self, key: str, spec: Spec) -> None:
         """Submit the run as a task; Ray queues it until a GPU (or CPU) is free."""
-        self.pending[self.remote.remote(spec)] = key
+        self.pending[self.remote.remote(self.runner, spec)] = key
 
     def next_finished(self) -> Finished:
         """Wait for any task to end; its result, its own exception, or why its worker died."""
