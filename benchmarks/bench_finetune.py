@@ -35,7 +35,9 @@ def trainer_recipe(train, dev, task, config: TrainConfig) -> tuple[float, float]
     tokenizer = AutoTokenizer.from_pretrained(resolve_source(MODEL))
 
     def preprocess(batch):
-        encoded = tokenizer(*(batch[c] for c in task.text_columns), padding="max_length", max_length=config.max_length, truncation=True)
+        encoded = tokenizer(
+            *(batch[c] for c in task.text_columns), padding="max_length", max_length=config.max_length, truncation=True
+        )
         encoded["labels"] = batch["label"]
         return encoded
 
@@ -46,9 +48,18 @@ def trainer_recipe(train, dev, task, config: TrainConfig) -> tuple[float, float]
     model = load_model(MODEL, head="sequence-classification", num_labels=task.num_labels)
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
-            learning_rate=config.learning_rate, num_train_epochs=config.epochs, seed=config.seed, save_strategy="no",
-            eval_strategy="no", report_to="none", logging_strategy="no", disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
+            output_dir=tmp,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=config.eval_batch_size,
+            learning_rate=config.learning_rate,
+            num_train_epochs=config.epochs,
+            seed=config.seed,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            logging_strategy="no",
+            disable_tqdm=False,
+            use_cpu=not torch.cuda.is_available(),
         )
         trainer = Trainer(model=model, args=args, train_dataset=train_enc)
         start = time.perf_counter()
@@ -64,7 +75,9 @@ def layerdrop_recipe(train, dev, task, config: TrainConfig) -> tuple[float, floa
     set_seed(config.seed)
     model = load_model(MODEL, head="sequence-classification", num_labels=task.num_labels)
     stats = finetune(model, tokenizer, task, train, config)
-    return stats.train_examples_per_s, evaluate(model, tokenizer, task, {"validation": dev}, config)["metrics"]["accuracy"]
+    return stats.train_examples_per_s, evaluate(model, tokenizer, task, {"validation": dev}, config)["metrics"][
+        "accuracy"
+    ]
 
 
 def main() -> None:
@@ -77,7 +90,9 @@ def main() -> None:
     task = get_task("rte")
     train, dev = load_split(task, "train", args.data), load_split(task, "validation", args.data)
     config = TrainConfig(epochs=args.epochs)
-    print(f"RTE: {len(train)} train, {len(dev)} dev; all-MiniLM-L6-v2; {args.epochs} epochs; torch threads {torch.get_num_threads()}")
+    print(
+        f"RTE: {len(train)} train, {len(dev)} dev; all-MiniLM-L6-v2; {args.epochs} epochs; torch threads {torch.get_num_threads()}"
+    )
     trainer_speed, trainer_acc = trainer_recipe(train, dev, task, config)
     ours_speed, ours_acc = layerdrop_recipe(train, dev, task, config)
     print(f"Trainer (pad to 128):          {trainer_speed:7.1f} train examples/s, dev accuracy {trainer_acc:.4f}")

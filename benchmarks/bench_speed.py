@@ -26,7 +26,12 @@ def layerdrop(*args: str | Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="where the dropped models and bench.json/.csv go (default: a temporary directory)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where the dropped models and bench.json/.csv go (default: a temporary directory)",
+    )
     parser.add_argument("bench_args", nargs=argparse.REMAINDER, help="passed on to `layerdrop bench` (after --)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="layerdrop-bench-"))
@@ -45,7 +50,9 @@ def main() -> None:
     for model in report["models"][1:]:
         cell = next((c for c in model["cells"] if (c["batch_size"], c["seq_len"]) == CELL), None)
         if cell is None:
-            sys.exit(f"no batch {CELL[0]} x length {CELL[1]} cell in the results: keep 32 in --batch-sizes and 128 in --seq-lens")
+            sys.exit(
+                f"no batch {CELL[0]} x length {CELL[1]} cell in the results: keep 32 in --batch-sizes and 128 in --seq-lens"
+            )
         verdict = "meets" if cell["speedup_vs_ideal"] >= TARGET else "BELOW"
         print(
             f"{Path(model['model']).name} ({model['num_layers']} layers): speed-up {cell['speedup']:.3f}x, ideal {cell['ideal_speedup']:.3f}x, "

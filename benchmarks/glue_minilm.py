@@ -35,16 +35,23 @@ def main() -> None:
     rows = []
     for task, settings in RUNS.items():
         for strategy, k in (("none", 0), ("top", 2)):
-            config = RunConfig(model="bundled:all-MiniLM-L6-v2", task=task, strategy=strategy,
-                               strategy_options={"num_drop": k} if k else {}, data=args.data,
-                               max_train_samples=settings["max_train_samples"],
-                               training=TrainConfig(learning_rate=1e-4, **settings["training"]))
+            config = RunConfig(
+                model="bundled:all-MiniLM-L6-v2",
+                task=task,
+                strategy=strategy,
+                strategy_options={"num_drop": k} if k else {},
+                data=args.data,
+                max_train_samples=settings["max_train_samples"],
+                training=TrainConfig(learning_rate=1e-4, **settings["training"]),
+            )
             result = run_experiment(config)
             write_json(Path(args.out) / f"minilm-{task}-{strategy}{k}.json", result, overwrite=True)
             metrics = ", ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
-            rows.append(f"| {task} | {strategy if k else 'full'}{f' {k}' if k else ''} | {result['num_layers']} | "
-                        f"{result['train_examples']} × {config.training.epochs} | {metrics} | {result['score']:.4f} | "
-                        f"{result['train_examples_per_s']:.0f} |")
+            rows.append(
+                f"| {task} | {strategy if k else 'full'}{f' {k}' if k else ''} | {result['num_layers']} | "
+                f"{result['train_examples']} × {config.training.epochs} | {metrics} | {result['score']:.4f} | "
+                f"{result['train_examples_per_s']:.0f} |"
+            )
     print("| task | model | layers | train examples × epochs | metrics | score | train ex/s |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))

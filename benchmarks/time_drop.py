@@ -1,6 +1,6 @@
 """Wall time of `layerdrop drop` on the bundled all-MiniLM-L6-v2, end to end (start-up, load, save).
 
-    python benchmarks/time_drop.py [--repeats 5]
+python benchmarks/time_drop.py [--repeats 5]
 """
 
 from __future__ import annotations
@@ -24,13 +24,26 @@ def main() -> None:
     times = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
-            command = [sys.executable, "-c", "from layerdrop.cli import main; main()", "drop", str(model),
-                       "--strategy", "top", "--num-drop", "2", "--output", str(Path(tmp) / f"out{i}")]
+            command = [
+                sys.executable,
+                "-c",
+                "from layerdrop.cli import main; main()",
+                "drop",
+                str(model),
+                "--strategy",
+                "top",
+                "--num-drop",
+                "2",
+                "--output",
+                str(Path(tmp) / f"out{i}"),
+            ]
             start = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             times.append(time.perf_counter() - start)
-    print(f"layerdrop drop (all-MiniLM-L6-v2, top 2): median {statistics.median(times):.2f} s, "
-          f"min {min(times):.2f} s, max {max(times):.2f} s over {len(times)} runs")
+    print(
+        f"layerdrop drop (all-MiniLM-L6-v2, top 2): median {statistics.median(times):.2f} s, "
+        f"min {min(times):.2f} s, max {max(times):.2f} s over {len(times)} runs"
+    )
 
 
 if __name__ == "__main__":

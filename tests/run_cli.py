@@ -27,10 +27,17 @@ class Result:
     stderr: str
 
 
-def layerdrop(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def layerdrop(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """The CLI in a fresh process (what a user's shell does)."""
-    done = subprocess.run([sys.executable, "-c", ENTRY, *map(str, args)], capture_output=True, cwd=cwd,
-                          env=None if env is None else {**os.environ, **env}, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-c", ENTRY, *map(str, args)],
+        capture_output=True,
+        cwd=cwd,
+        env=None if env is None else {**os.environ, **env},
+        timeout=timeout,
+    )
     return subprocess.CompletedProcess(done.args, done.returncode, _text(done.stdout), _text(done.stderr))
 
 
@@ -62,15 +69,21 @@ def layerdrop_in_process(capsys: pytest.CaptureFixture, *args: str | Path) -> Re
     return Result(code, captured.out, captured.err)
 
 
-def start_layerdrop(*args: str | Path, prelude: str = "", cwd: Path | None = None, stderr: Any = subprocess.PIPE) -> subprocess.Popen:
+def start_layerdrop(
+    *args: str | Path, prelude: str = "", cwd: Path | None = None, stderr: Any = subprocess.PIPE
+) -> subprocess.Popen:
     """The CLI in a fresh process left running, to be signalled, then `finish`ed.
 
     `prelude` is Python run before `main()`, e.g. `pause_at(...)` to hold the command at a known point of its
     work. Ctrl-C raises KeyboardInterrupt in it, as in an interactive shell, even when this process was started
     with SIGINT ignored.
     """
-    code = f"import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n{textwrap.dedent(prelude)}\n{ENTRY}"
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=stderr)
+    code = (
+        f"import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n{textwrap.dedent(prelude)}\n{ENTRY}"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=stderr
+    )
 
 
 def pause_at(target: str, marker: Path, *, call_first: bool = True) -> str:
@@ -130,7 +143,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess | Result, fragment
     assert fragment in shown[0], shown[0]
 
 
-def assert_clean_failure(result: subprocess.CompletedProcess | Result, fragment: str, code: int = 2, max_lines: int = 3) -> None:
+def assert_clean_failure(
+    result: subprocess.CompletedProcess | Result, fragment: str, code: int = 2, max_lines: int = 3
+) -> None:
     """The promise every command keeps for every fault a user can cause.
 
     Exit `code`, at most `max_lines` lines on stderr ending in one `error: …` line that holds `fragment`, and no

@@ -21,7 +21,9 @@ IDENTITY = 2  # the layer made (near) identity in the tests
 WORDS = "the a movie film plot acting was is not very really good bad great dull boring fun i liked it".split()
 
 
-def batches(count: int = 3, size: int = 8, length: int = 10, seed: int = 0, labels: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
+def batches(
+    count: int = 3, size: int = 8, length: int = 10, seed: int = 0, labels: torch.Tensor | None = None
+) -> list[dict[str, torch.Tensor]]:
     """Random token ids (away from the pad id 0) with right padding of varying length."""
     generator = torch.Generator().manual_seed(seed)
     result = []
@@ -70,13 +72,18 @@ def tiny_bert(identity: int | None = None) -> BertForSequenceClassification:
 def save_scored_bert(path: Path, identity: int | None = None) -> Path:
     """`tiny_bert(identity)` with a word-level tokenizer of `WORDS`, saved as a checkpoint directory."""
     tiny_bert(identity).save_pretrained(path)
-    BertTokenizer(vocab={w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])}).save_pretrained(path)
+    BertTokenizer(
+        vocab={w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])}
+    ).save_pretrained(path)
     return path
 
 
 def write_texts(path: Path, count: int = 12) -> Path:
     generator = torch.Generator().manual_seed(1)
-    lines = [" ".join(WORDS[int(i)] for i in torch.randint(0, len(WORDS), (3 + n % 6,), generator=generator)) for n in range(count)]
+    lines = [
+        " ".join(WORDS[int(i)] for i in torch.randint(0, len(WORDS), (3 + n % 6,), generator=generator))
+        for n in range(count)
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 

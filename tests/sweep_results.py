@@ -29,8 +29,17 @@ EXPECTED_TABLE = """\
 
 def results() -> list[dict]:
     return [
-        {"model": MODEL, "task": task, "strategy": strategy, "num_drop": k, "seed": seed, "regime": "pretrained",
-         "metrics": {"accuracy": score / 100}, "score": score / 100, "dropped_layers": list(range(12 - k, 12))}
+        {
+            "model": MODEL,
+            "task": task,
+            "strategy": strategy,
+            "num_drop": k,
+            "seed": seed,
+            "regime": "pretrained",
+            "metrics": {"accuracy": score / 100},
+            "score": score / 100,
+            "dropped_layers": list(range(12 - k, 12)),
+        }
         for (strategy, k), by_task in SCORES.items()
         for task, scores in by_task.items()
         for seed, score in zip((1, 2), scores, strict=True)

@@ -6,7 +6,13 @@ import pytest
 from transformers import AlbertConfig
 
 from layerdrop.architectures import (
-    SUPPORTED_MODEL_TYPES, architecture_for, check_shared_layers, embedding_parameters, final_norm, layer_modules, num_layers,
+    SUPPORTED_MODEL_TYPES,
+    architecture_for,
+    check_shared_layers,
+    embedding_parameters,
+    final_norm,
+    layer_modules,
+    num_layers,
 )
 from layerdrop.errors import LayerDropError
 from tiny_models import TINY, tiny_model

@@ -11,6 +11,7 @@ from layerdrop.bench import count_flops, load_for_bench, make_inputs, run_bench
 from layerdrop.settings import BenchSettings, describe_error
 from bench_models import CONFIG, LAYERS, layer_flops, pooler_flops, save_bench_models
 
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return save_bench_models(tmp_path_factory.mktemp("bench"))

@@ -26,7 +26,11 @@ def test_texts_and_pairs_are_tokenized_shortest_first(tmp_path: Path) -> None:
 def test_a_task_split_keeps_its_labels_beside_the_texts(tmp_path: Path) -> None:
     tokenizer = BertTokenizer.from_pretrained(save_scored_bert(tmp_path / "m"))
     dataset, task, record = load_calibration(CalibrationData(task="toy-sentiment", max_examples=5))
-    assert (task.name, len(dataset), record) == ("toy-sentiment", 5, {"task": "toy-sentiment", "split": "validation", "num_examples": 5})
+    assert (task.name, len(dataset), record) == (
+        "toy-sentiment",
+        5,
+        {"task": "toy-sentiment", "split": "validation", "num_examples": 5},
+    )
     (batch,) = make_batches(dataset, tokenizer, task=task)
     lengths = [len(tokenizer(text)["input_ids"]) for text in dataset["sentence"]]
     order = sorted(range(5), key=lambda i: lengths[i])  # shortest first, labels travelling with their texts
@@ -43,7 +47,9 @@ def test_a_text_file_skips_blank_lines_and_is_cut_to_max_examples(tmp_path: Path
     assert load_calibration(CalibrationData()) == (None, None, {})
 
 
-@pytest.mark.parametrize(("content", "message"), [(None, "no text file at"), ("\n \n", "holds no text"), (b"\xff\xfe", "is not UTF-8 text")])
+@pytest.mark.parametrize(
+    ("content", "message"), [(None, "no text file at"), ("\n \n", "holds no text"), (b"\xff\xfe", "is not UTF-8 text")]
+)
 def test_unusable_text_files(tmp_path: Path, content: str | bytes | None, message: str) -> None:
     path = tmp_path / "texts.txt"
     if isinstance(content, bytes):

@@ -83,7 +83,10 @@ def test_intact_weights_are_listed(tmp_path: Path) -> None:
 
 def test_a_head_that_was_never_trained_is_refused_only_when_asked(tmp_path: Path) -> None:
     base = save_tiny_bert(tmp_path / "base", head=False)
-    with pytest.raises(LayerDropError, match=r"has no trained .* head \(classifier.bias, classifier.weight would be random\); fine-tune it first"):
+    with pytest.raises(
+        LayerDropError,
+        match=r"has no trained .* head \(classifier.bias, classifier.weight would be random\); fine-tune it first",
+    ):
         load_model(str(base), head="sequence-classification", trained_head=True)
     model = load_model(str(base), head="sequence-classification", num_labels=3)  # a new head, as fine-tuning wants
     assert model.config.num_labels == 3 and model.name_or_path == str(base)
@@ -91,7 +94,9 @@ def test_a_head_that_was_never_trained_is_refused_only_when_asked(tmp_path: Path
     assert type(load_model(str(trained), trained_head=True)).__name__ == "BertForSequenceClassification"
 
 
-@pytest.mark.parametrize(("name", "message"), [("./nowhere", "no model at './nowhere'"), ("a/b/c", "no model at 'a/b/c'")])
+@pytest.mark.parametrize(
+    ("name", "message"), [("./nowhere", "no model at './nowhere'"), ("a/b/c", "no model at 'a/b/c'")]
+)
 def test_paths_that_hold_no_model(name: str, message: str) -> None:
     with pytest.raises(LayerDropError, match=message):
         resolve_source(name)
@@ -114,7 +119,10 @@ def test_save_model_writes_a_card_and_refuses_to_clobber(tmp_path: Path) -> None
     out = save_model(model, tmp_path / "out")
     card = (out / "README.md").read_text()
     assert card == model_card(model) and "base_model: bert-base-uncased" in card
-    assert "`bert-base-uncased` with 1 of its 4 transformer layers removed" in card and "- strategy: `top` (num_drop=1)" in card
+    assert (
+        "`bert-base-uncased` with 1 of its 4 transformer layers removed" in card
+        and "- strategy: `top` (num_drop=1)" in card
+    )
     with pytest.raises(LayerDropError, match="already exists; pass --overwrite"):
         save_model(model, tmp_path / "out")
     save_model(model, tmp_path / "out", overwrite=True)

@@ -25,7 +25,9 @@ CONFIG = TrainConfig(eval_batch_size=4, max_length=32)
 def one_at_a_time(model, tokenizer, columns: list[list[str]]) -> np.ndarray:
     """The reference: every example alone, unpadded."""
     with torch.no_grad():
-        return np.stack([model(**tokenizer(*texts, return_tensors="pt")).logits[0].numpy() for texts in zip(*columns, strict=True)])
+        return np.stack(
+            [model(**tokenizer(*texts, return_tensors="pt")).logits[0].numpy() for texts in zip(*columns, strict=True)]
+        )
 
 
 def test_batched_logits_and_metrics_equal_one_example_at_a_time(tiny_bert_dir: Path) -> None:
@@ -40,17 +42,35 @@ def test_batched_logits_and_metrics_equal_one_example_at_a_time(tiny_bert_dir: P
     assert labels.tolist() == [dev["label"][i] for i in order]
     result = evaluate(model, tokenizer, task, {"validation": dev}, CONFIG)
     accuracy = float(np.mean(expected.argmax(-1) == np.array(dev["label"])))
-    assert result == {"metrics": {"accuracy": pytest.approx(accuracy)}, "score": pytest.approx(accuracy), "eval_examples": {"validation": 10}}
+    assert result == {
+        "metrics": {"accuracy": pytest.approx(accuracy)},
+        "score": pytest.approx(accuracy),
+        "eval_examples": {"validation": 10},
+    }
 
 
 def test_mnli_splits_give_matched_and_mismatched_metrics(tiny_bert_dir: Path) -> None:
     task = get_task("mnli")
     model = load_model(str(tiny_bert_dir), head="sequence-classification", num_labels=3).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    matched = Dataset.from_dict({"premise": ["the movie was good", "the plot was dull"], "hypothesis": ["it was fun", "it was not"], "label": [0, 2]})
+    matched = Dataset.from_dict(
+        {
+            "premise": ["the movie was good", "the plot was dull"],
+            "hypothesis": ["it was fun", "it was not"],
+            "label": [0, 2],
+        }
+    )
     mismatched = Dataset.from_dict({"premise": ["the cast is great"], "hypothesis": ["the cast is bad"], "label": [1]})
-    result = evaluate(model, tokenizer, task, {"validation_matched": matched, "validation_mismatched": mismatched}, CONFIG)
-    hits = [one_at_a_time(model, tokenizer, [d["premise"], d["hypothesis"]]).argmax(-1) == np.array(d["label"]) for d in (matched, mismatched)]
-    assert result["metrics"] == {"accuracy": pytest.approx(hits[0].mean()), "accuracy_mm": pytest.approx(hits[1].mean())}
+    result = evaluate(
+        model, tokenizer, task, {"validation_matched": matched, "validation_mismatched": mismatched}, CONFIG
+    )
+    hits = [
+        one_at_a_time(model, tokenizer, [d["premise"], d["hypothesis"]]).argmax(-1) == np.array(d["label"])
+        for d in (matched, mismatched)
+    ]
+    assert result["metrics"] == {
+        "accuracy": pytest.approx(hits[0].mean()),
+        "accuracy_mm": pytest.approx(hits[1].mean()),
+    }
     assert result["score"] == pytest.approx(hits[0].mean())
     assert result["eval_examples"] == {"validation_matched": 2, "validation_mismatched": 1}

@@ -24,8 +24,18 @@ def config(**flat) -> RunConfig:
 
 
 def test_run_pretrained_regime_result(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    result = run_experiment(config(model=str(tiny_bert_dir), task="toy-sentiment", strategy="top", num_drop=2,
-                                   max_train_samples=96, max_eval_samples=40, **FAST), tmp_path / "model")
+    result = run_experiment(
+        config(
+            model=str(tiny_bert_dir),
+            task="toy-sentiment",
+            strategy="top",
+            num_drop=2,
+            max_train_samples=96,
+            max_eval_samples=40,
+            **FAST,
+        ),
+        tmp_path / "model",
+    )
     assert result["dropped_layers"] == [2, 3] and result["kept_layers"] == [0, 1]
     assert result["num_layers"] == 2 and result["num_layers_original"] == 4
     per_layer = 4 * 32 * 32 + 4 * 32 + 2 * 32 * 37 + 37 + 32 + 4 * 32  # attention, FFN, two LayerNorms
@@ -42,30 +52,64 @@ def test_run_pretrained_regime_result(tiny_bert_dir: Path, tmp_path: Path) -> No
 
 
 def test_run_is_reproducible(tiny_bert_dir: Path) -> None:
-    spec = config(model=str(tiny_bert_dir), task="toy-sentiment", strategy="bottom", num_drop=1, max_train_samples=64,
-                  max_eval_samples=40, **FAST)
+    spec = config(
+        model=str(tiny_bert_dir),
+        task="toy-sentiment",
+        strategy="bottom",
+        num_drop=1,
+        max_train_samples=64,
+        max_eval_samples=40,
+        **FAST,
+    )
     assert run_experiment(spec)["metrics"] == run_experiment(spec)["metrics"]
 
 
 @pytest.mark.parametrize("regime", ["finetuned", "task-specific"])
 def test_regimes_that_drop_after_fine_tuning(tiny_bert_dir: Path, regime: str) -> None:
-    result = run_experiment(config(model=str(tiny_bert_dir), task="toy-sentiment", strategy="top", num_drop=1, regime=regime,
-                                 max_train_samples=64, max_eval_samples=40, **FAST))
+    result = run_experiment(
+        config(
+            model=str(tiny_bert_dir),
+            task="toy-sentiment",
+            strategy="top",
+            num_drop=1,
+            regime=regime,
+            max_train_samples=64,
+            max_eval_samples=40,
+            **FAST,
+        )
+    )
     assert result["dropped_layers"] == [3]
     assert set(result["stages"]["dropped_before_retraining"]["metrics"]) == {"accuracy"}
     assert ("full" in result["stages"]) == (regime == "finetuned")
 
 
 def test_iterative_regime_drops_one_layer_every_n_epochs(tiny_bert_dir: Path) -> None:
-    result = run_experiment(config(model=str(tiny_bert_dir), task="toy-sentiment", strategy="top", num_drop=2, regime="iterative",
-                                 iterative_every=1, max_train_samples=32, max_eval_samples=20, **dict(FAST, epochs=3)))
+    result = run_experiment(
+        config(
+            model=str(tiny_bert_dir),
+            task="toy-sentiment",
+            strategy="top",
+            num_drop=2,
+            regime="iterative",
+            iterative_every=1,
+            max_train_samples=32,
+            max_eval_samples=20,
+            **dict(FAST, epochs=3),
+        )
+    )
     assert result["dropped_layers"] == [2, 3] and result["num_layers"] == 2
-    assert result["train_events"] == ["epoch 1: dropped layer 3 (now 3 layers: [0, 1, 2])", "epoch 2: dropped layer 2 (now 2 layers: [0, 1])"]
+    assert result["train_events"] == [
+        "epoch 1: dropped layer 3 (now 3 layers: [0, 1, 2])",
+        "epoch 2: dropped layer 2 (now 2 layers: [0, 1])",
+    ]
 
 
 def test_train_from_dev_is_recorded(tiny_bert_dir: Path, glue_dir: Path) -> None:
-    result = run_experiment(config(model=str(tiny_bert_dir), task="qnli", data=str(glue_dir), train_from_dev=0.02,
-                                 max_eval_samples=50, **FAST))
+    result = run_experiment(
+        config(
+            model=str(tiny_bert_dir), task="qnli", data=str(glue_dir), train_from_dev=0.02, max_eval_samples=50, **FAST
+        )
+    )
     assert result["data"]["train_from_dev"] == {"fraction": 0.02, "split": "validation", "seed": 0}
     assert result["train_examples"] == round(5463 * 0.02) or abs(result["train_examples"] - 5463 * 0.02) < 1
 
@@ -84,7 +128,9 @@ def test_train_from_dev_is_recorded(tiny_bert_dir: Path, glue_dir: Path) -> None
         (dict(task="rte", strategy="greedy", num_drop=1), "needs a fine-tuned model"),
     ],
 )
-def test_bad_experiments_are_refused(tiny_bert_dir: Path, request: pytest.FixtureRequest, spec: dict, message: str) -> None:
+def test_bad_experiments_are_refused(
+    tiny_bert_dir: Path, request: pytest.FixtureRequest, spec: dict, message: str
+) -> None:
     spec = {"model": str(tiny_bert_dir), **spec}
     if spec.get("data") == "GLUE":  # only this row needs the real files
         spec["data"] = str(request.getfixturevalue("glue_dir"))

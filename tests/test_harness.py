@@ -38,11 +38,15 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_lm_eval_scores_a_local_multiple_choice_task(tiny_lm: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_lm_eval_scores_a_local_multiple_choice_task(
+    tiny_lm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     data = tmp_path / "tiny_choice.jsonl"
     data.write_text("".join(json.dumps(doc) + "\n" for doc in DOCS))
     (tmp_path / "tiny_choice.yaml").write_text(TASK_YAML.format(data=data))
-    ran = layerdrop_in_process(capsys, "evaluate", tiny_lm, "--lm-eval", "tiny_choice", "--include-path", tmp_path, "--num-fewshot", "0")
+    ran = layerdrop_in_process(
+        capsys, "evaluate", tiny_lm, "--lm-eval", "tiny_choice", "--include-path", tmp_path, "--num-fewshot", "0"
+    )
     assert ran.returncode == 0, ran.stderr
     scores = json.loads(ran.stdout)["lm_eval"]["tasks"]["tiny_choice"]
     assert scores["acc"] == pytest.approx(_expected_accuracy(tiny_lm))
@@ -69,4 +73,8 @@ def _expected_accuracy(folder: Path) -> float:
 @pytest.mark.slow
 def test_unknown_lm_eval_task_is_one_line(tiny_lm: Path, capsys: pytest.CaptureFixture) -> None:
     ran = layerdrop_in_process(capsys, "evaluate", tiny_lm, "--lm-eval", "no_such_task_xyz")
-    assert ran.returncode == 2 and ran.stderr.strip().splitlines() == [ran.stderr.strip()] and "unknown lm-eval task 'no_such_task_xyz'" in ran.stderr
+    assert (
+        ran.returncode == 2
+        and ran.stderr.strip().splitlines() == [ran.stderr.strip()]
+        and "unknown lm-eval task 'no_such_task_xyz'" in ran.stderr
+    )

@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "layerdrop.__main__": 8,
 }
 
+
 def module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -70,7 +71,9 @@ def layer_of(module: str) -> int | None:
 
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imported_modules(module: str, path: Path) -> set[str]:
@@ -118,7 +121,11 @@ def test_no_module_imports_one_above_it() -> None:
 
 
 def test_surgery_does_not_import_the_strategies() -> None:
-    assert not {m for m in imported_modules("layerdrop.surgery", MODULES["layerdrop.surgery"]) if m.startswith("layerdrop.strategies")}
+    assert not {
+        m
+        for m in imported_modules("layerdrop.surgery", MODULES["layerdrop.surgery"])
+        if m.startswith("layerdrop.strategies")
+    }
 
 
 def test_the_checker_sees_lazy_imports_and_skips_type_checking_ones(tmp_path: Path) -> None:
@@ -129,5 +136,15 @@ def test_the_checker_sees_lazy_imports_and_skips_type_checking_ones(tmp_path: Pa
         "if TYPE_CHECKING:\n    from layerdrop.cli import app\n"
         "def f():\n    import layerdrop.sweep\n    from layerdrop.strategies import positional\n"
     )
-    assert imported_modules("layerdrop.probe", source) == {"layerdrop", "layerdrop.errors", "layerdrop.sweep", "layerdrop.strategies", "layerdrop.strategies.positional"}
-    assert layer_of("layerdrop.strategies.positional") == 4 and layer_of("layerdrop.cli.drop") == 8 and layer_of("layerdrop.no_such_module") is None
+    assert imported_modules("layerdrop.probe", source) == {
+        "layerdrop",
+        "layerdrop.errors",
+        "layerdrop.sweep",
+        "layerdrop.strategies",
+        "layerdrop.strategies.positional",
+    }
+    assert (
+        layer_of("layerdrop.strategies.positional") == 4
+        and layer_of("layerdrop.cli.drop") == 8
+        and layer_of("layerdrop.no_such_module") is None
+    )

@@ -48,13 +48,17 @@ def umask(mask: int) -> Iterator[None]:
 
 def dead_pid() -> int:
     """The id of a process that has exited (and been reaped)."""
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(done.stdout)
 
 
 @pytest.mark.parametrize("kind", ["dir", "file"])
 @pytest.mark.parametrize("error", [Boom, KeyboardInterrupt])
-def test_a_failure_inside_leaves_no_output_and_no_staging(tmp_path: Path, kind: str, error: type[BaseException]) -> None:
+def test_a_failure_inside_leaves_no_output_and_no_staging(
+    tmp_path: Path, kind: str, error: type[BaseException]
+) -> None:
     with pytest.raises(error):
         with staged(tmp_path / "out", kind) as staging:
             fill(staging, kind)
@@ -81,7 +85,9 @@ def test_an_existing_output_survives_a_failed_rewrite(tmp_path: Path, kind: str)
     with staged(out, kind, overwrite=True) as staging:  # the next write replaces it whole
         fill(staging, kind)
     assert entries(tmp_path) == ["out"]
-    assert ((out / "weights.bin").read_bytes() if kind == "dir" else out.read_bytes()) == b"new" * (1000 if kind == "dir" else 1)
+    assert ((out / "weights.bin").read_bytes() if kind == "dir" else out.read_bytes()) == b"new" * (
+        1000 if kind == "dir" else 1
+    )
 
 
 def test_stale_staging_of_dead_processes_is_removed_by_the_next_write(tmp_path: Path) -> None:
@@ -110,7 +116,12 @@ def test_modes_follow_the_umask(tmp_path: Path, mask: int, dir_mode: int, file_m
         write_text(tmp_path / "nested" / "table.md", "|a|")
     mode = lambda path: stat.S_IMODE(path.stat().st_mode)  # noqa: E731
     assert mode(tmp_path / "model") == mode(tmp_path / "model" / "sub") == mode(tmp_path / "nested") == dir_mode
-    assert mode(tmp_path / "model" / "config.json") == mode(tmp_path / "result.json") == mode(tmp_path / "nested" / "table.md") == file_mode
+    assert (
+        mode(tmp_path / "model" / "config.json")
+        == mode(tmp_path / "result.json")
+        == mode(tmp_path / "nested" / "table.md")
+        == file_mode
+    )
 
 
 def test_write_json_and_text(tmp_path: Path) -> None:

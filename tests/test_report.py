@@ -10,7 +10,13 @@ import pytest
 
 from layerdrop.errors import LayerDropError
 from layerdrop.report import (
-    best_by_k, build_report, droppable, load_results, markdown_files, score_table, write_report,
+    best_by_k,
+    build_report,
+    droppable,
+    load_results,
+    markdown_files,
+    score_table,
+    write_report,
 )
 from sweep_results import EXPECTED_TABLE, MODEL, results, write_db
 
@@ -85,10 +91,16 @@ def test_json_directory_gives_the_same_table(tmp_path: Path, sweep_db: Path) -> 
 def test_plain_and_distilled_rows_stand_side_by_side(tmp_path: Path) -> None:
     """Distilled runs get a "recovery" level after the strategy; older results without one count as fine-tuning."""
     plain = [r for r in results() if r["seed"] == 1]
-    distilled = [{**r, "recovery": "distillation", "score": r["score"] + 0.01} for r in plain if r["strategy"] != "none"]
+    distilled = [
+        {**r, "recovery": "distillation", "score": r["score"] + 0.01} for r in plain if r["strategy"] != "none"
+    ]
     path = tmp_path / "runs.json"
     path.write_text(json.dumps(plain + distilled))
     table = score_table(build_report(load_results([path])))
     assert list(table.columns[:4]) == ["model", "strategy", "recovery", "K"]
     rows = list(zip(table["strategy"], table["recovery"], table["K"], table["Avg"], strict=True))
-    assert rows[:3] == [("none", "fine-tuning", 0, "80.0"), ("bottom", "distillation", 2, "73.5"), ("bottom", "fine-tuning", 2, "72.5")]
+    assert rows[:3] == [
+        ("none", "fine-tuning", 0, "80.0"),
+        ("bottom", "distillation", 2, "73.5"),
+        ("bottom", "fine-tuning", 2, "72.5"),
+    ]

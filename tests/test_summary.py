@@ -18,14 +18,20 @@ from layerdrop.surgery import drop_layers
 from tiny_checkpoints import DAMAGE, damage_weights, save_tiny_bert, tiny_tokenizer
 
 HIDDEN, FFN = 32, 37
-PER_LAYER = 4 * HIDDEN * HIDDEN + 4 * HIDDEN + 2 * HIDDEN * FFN + FFN + HIDDEN + 4 * HIDDEN  # attention, FFN, two LayerNorms
+PER_LAYER = (
+    4 * HIDDEN * HIDDEN + 4 * HIDDEN + 2 * HIDDEN * FFN + FFN + HIDDEN + 4 * HIDDEN
+)  # attention, FFN, two LayerNorms
 
 
 def test_parameters_by_part_equal_a_hand_count(tiny_bert_dir: Path) -> None:
     summary = model_summary(str(tiny_bert_dir))
     vocab = len(tiny_tokenizer())
     params = summary["parameters"]
-    assert (summary["architecture"], summary["model_type"], summary["num_layers"]) == ("BertForSequenceClassification", "bert", 4)
+    assert (summary["architecture"], summary["model_type"], summary["num_layers"]) == (
+        "BertForSequenceClassification",
+        "bert",
+        4,
+    )
     assert params["per_layer"] == [PER_LAYER] * 4 and params["layers"] == 4 * PER_LAYER
     assert params["embeddings"] == vocab * HIDDEN + 512 * HIDDEN + 2 * HIDDEN + 2 * HIDDEN
     assert params["other"] == HIDDEN * HIDDEN + HIDDEN + 2 * HIDDEN + 2  # pooler and the 2-label classifier
@@ -47,5 +53,7 @@ def test_a_dropped_model_reports_what_was_removed(tiny_bert_dir: Path, tmp_path:
 def test_damaged_weights_are_not_reported_as_fine(tmp_path: Path, how: str) -> None:
     folder = save_tiny_bert(tmp_path / "model")
     damage_weights(folder, how)
-    with pytest.raises(LayerDropError, match="no weights in" if how == "missing" else "not a readable safetensors file"):
+    with pytest.raises(
+        LayerDropError, match="no weights in" if how == "missing" else "not a readable safetensors file"
+    ):
         model_summary(str(folder))

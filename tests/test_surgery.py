@@ -68,7 +68,16 @@ def test_impossible_layer_sets_are_refused(indices: list[int]) -> None:
 def test_albert_with_several_groups_is_refused() -> None:
     from transformers import AlbertConfig, AlbertModel
 
-    model = AlbertModel(AlbertConfig(hidden_size=32, embedding_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37, num_hidden_groups=2))
+    model = AlbertModel(
+        AlbertConfig(
+            hidden_size=32,
+            embedding_size=16,
+            num_hidden_layers=4,
+            num_attention_heads=2,
+            intermediate_size=37,
+            num_hidden_groups=2,
+        )
+    )
     with pytest.raises(LayerDropError, match="num_hidden_groups"):
         drop_layers(model, [1])
 

@@ -132,10 +132,11 @@ def test_killed_sweep_resumes_without_losing_or_duplicating_runs(tmp_path: Path)
 @pytest.mark.slow
 def test_workers_run_in_parallel_each_pinned_to_one_gpu(tmp_path: Path) -> None:
     db = tmp_path / "sweep.sqlite"
-    config = {**GRID, "models": ["bert-base-uncased"], "seeds": [1], "workers": 2,
-              "num_drop": [2, 4]}
+    config = {**GRID, "models": ["bert-base-uncased"], "seeds": [1], "workers": 2, "num_drop": [2, 4]}
     (tmp_path / "barrier").mkdir()
-    process = _sweep_process(tmp_path, db, config, env={"CUDA_VISIBLE_DEVICES": "3,5", "BARRIER": str(tmp_path / "barrier")})
+    process = _sweep_process(
+        tmp_path, db, config, env={"CUDA_VISIBLE_DEVICES": "3,5", "BARRIER": str(tmp_path / "barrier")}
+    )
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr.decode()
     results = [json.loads(result) for _, _, result in _rows(db)]
@@ -169,7 +170,9 @@ def test_failed_runs_are_reported_and_retried_on_the_next_invocation(tmp_path: P
 
 def test_incomplete_results_are_not_recorded(tmp_path: Path) -> None:
     db = tmp_path / "sweep.sqlite"
-    specs = expand_grid(parse_sweep({**GRID, "models": ["bert-base-uncased"], "num_drop": [2], "tasks": ["rte"], "seeds": [1]}))
+    specs = expand_grid(
+        parse_sweep({**GRID, "models": ["bert-base-uncased"], "num_drop": [2], "tasks": ["rte"], "seeds": [1]})
+    )
     outcome = run_sweep(specs, db, runner=lambda spec: {"score": 0.5})
     assert len(outcome.failures) == len(specs)
     assert outcome.failures[0][1].startswith("result lacks model")
@@ -185,12 +188,20 @@ def test_grid_has_full_model_baselines_per_model_task_seed() -> None:
     assert len(dropped) == (2 * 2 + 2 * 1) * 2 * 2 * 2  # (strategies × K) per model, × tasks × seeds × regimes
     assert {s["num_drop"] for s in dropped if s["model"] == "distilbert-base-uncased"} == {1}
     assert len({run_key(s) for s in expand_grid(parse_sweep(GRID))}) == len(expand_grid(parse_sweep(GRID)))
-    assert not any(identity(s)["strategy"] == "none" for s in expand_grid(parse_sweep({**GRID, "include_full_model": False})))
+    assert not any(
+        identity(s)["strategy"] == "none" for s in expand_grid(parse_sweep({**GRID, "include_full_model": False}))
+    )
 
 
 def test_per_task_options_and_stable_keys() -> None:
-    config = parse_sweep({**GRID, "tasks": ["STS-B", "sst2"], "per_task": {"sst2": {"max_train_samples": 100}},
-                          "run": {"training": {"learning_rate": "1e-4"}}})  # PyYAML reads 1e-4 (no dot) as a string
+    config = parse_sweep(
+        {
+            **GRID,
+            "tasks": ["STS-B", "sst2"],
+            "per_task": {"sst2": {"max_train_samples": 100}},
+            "run": {"training": {"learning_rate": "1e-4"}},
+        }
+    )  # PyYAML reads 1e-4 (no dot) as a string
     specs = expand_grid(config)
     assert {s["task"] for s in specs} == {"stsb", "sst2"}
     assert {s.get("max_train_samples") for s in specs if s["task"] == "sst2"} == {100}
@@ -212,18 +223,37 @@ def test_per_task_options_and_stable_keys() -> None:
         ({"strategies": ["topp"]}, "config: strategies[0]: unknown strategy 'topp' (did you mean 'top'?)"),
         ({"num_drop": [2, "x"]}, "config: num_drop[1]: Input should be a valid integer"),
         ({"num_drop": {"bert-base-uncased": [2]}}, "config: num_drop: no entry for model 'distilbert-base-uncased'"),
-        ({"num_drop": {"bert-base": [2], "distilbert-base-uncased": [1]}},
-         "config: num_drop: 'bert-base' is not one of the listed models (did you mean 'bert-base-uncased'?)"),
-        ({"regimes": ["pre-trained"]}, "config: regimes[0]: Input should be 'pretrained', 'finetuned', 'task-specific' or 'iterative'"),
-        ({"run": {"training": {"epochs": "three"}}}, "config: run bert-base-uncased rte none K=0 seed=1 pretrained: training.epochs: input should be a valid integer"),
-        ({"run": {"train_from_dev": 1.5}}, "config: run bert-base-uncased rte none K=0 seed=1 pretrained: train_from_dev: input should be less than 1"),
-        ({"run": {"treshold": 0.9}}, "config: run bert-base-uncased rte none K=0 seed=1 pretrained: unknown setting 'treshold'"),
+        (
+            {"num_drop": {"bert-base": [2], "distilbert-base-uncased": [1]}},
+            "config: num_drop: 'bert-base' is not one of the listed models (did you mean 'bert-base-uncased'?)",
+        ),
+        (
+            {"regimes": ["pre-trained"]},
+            "config: regimes[0]: Input should be 'pretrained', 'finetuned', 'task-specific' or 'iterative'",
+        ),
+        (
+            {"run": {"training": {"epochs": "three"}}},
+            "config: run bert-base-uncased rte none K=0 seed=1 pretrained: training.epochs: input should be a valid integer",
+        ),
+        (
+            {"run": {"train_from_dev": 1.5}},
+            "config: run bert-base-uncased rte none K=0 seed=1 pretrained: train_from_dev: input should be less than 1",
+        ),
+        (
+            {"run": {"treshold": 0.9}},
+            "config: run bert-base-uncased rte none K=0 seed=1 pretrained: unknown setting 'treshold'",
+        ),
         ({"run": {"task": "rte"}}, "config: run: 'task' is set by the grid"),
         ({"distill": True}, "config: distill needs a folder for the teachers"),
         ({"per_task": {"cola": {"max_train_samples": 10}}}, "config: per_task: 'cola' is not one of the listed tasks"),
-        ({"strategy_options": {"top": {"treshold": 0.9}}}, "config: run bert-base-uncased rte top K=2 seed=1 pretrained: treshold does not go with strategy 'top'"),
-        ({"regimes": ["iterative"], "run": {"training": {"epochs": 3}}},
-         "config: run bert-base-uncased rte top K=2 seed=1 iterative: iterative dropping of 2 layers every 2 epochs needs at least 4 epochs, got 3"),
+        (
+            {"strategy_options": {"top": {"treshold": 0.9}}},
+            "config: run bert-base-uncased rte top K=2 seed=1 pretrained: treshold does not go with strategy 'top'",
+        ),
+        (
+            {"regimes": ["iterative"], "run": {"training": {"epochs": 3}}},
+            "config: run bert-base-uncased rte top K=2 seed=1 iterative: iterative dropping of 2 layers every 2 epochs needs at least 4 epochs, got 3",
+        ),
         ({"workers": 0}, "config: workers: Input should be greater than 0"),
     ],
 )
@@ -275,10 +305,22 @@ def test_distilled_runs_share_one_teacher_trained_once(tmp_path: Path, tiny_bert
     """The baseline of each model, task and seed is saved as the teacher; every distilled run needs it and learns from it."""
     from layerdrop.sweep import SweepRunner, sweep_jobs, teacher_of
 
-    config = parse_sweep({"models": [str(tiny_bert_dir)], "strategies": ["top", "bottom"], "num_drop": [1], "tasks": ["toy-sentiment"],
-                          "seeds": [1], "distill": [False, True], "distillation": {"alpha": 0.25},
-                          "run": {"max_train_samples": 32, "max_eval_samples": 16,
-                                  "training": {"epochs": 1, "batch_size": 16, "max_length": 32, "learning_rate": 1e-3}}})
+    config = parse_sweep(
+        {
+            "models": [str(tiny_bert_dir)],
+            "strategies": ["top", "bottom"],
+            "num_drop": [1],
+            "tasks": ["toy-sentiment"],
+            "seeds": [1],
+            "distill": [False, True],
+            "distillation": {"alpha": 0.25},
+            "run": {
+                "max_train_samples": 32,
+                "max_eval_samples": 16,
+                "training": {"epochs": 1, "batch_size": 16, "max_length": 32, "learning_rate": 1e-3},
+            },
+        }
+    )
     teachers = tmp_path / "sweep.teachers"
     specs = expand_grid(config, teachers=teachers)
     baseline = next(s for s in specs if "strategy" not in s)
@@ -299,4 +341,6 @@ def test_distilled_runs_share_one_teacher_trained_once(tmp_path: Path, tiny_bert
     for spec in distilled:
         result = results[run_key(spec)]
         assert result["recovery"] == "distillation" and result["teacher"]["score"] == pytest.approx(teacher_score)
-    assert {results[run_key(s)]["recovery"] for s in specs if "strategy" in s and not s.get("distill")} == {"fine-tuning"}
+    assert {results[run_key(s)]["recovery"] for s in specs if "strategy" in s and not s.get("distill")} == {
+        "fine-tuning"
+    }

@@ -29,7 +29,10 @@ def test_finetune_is_deterministic_and_respects_frozen_layers(tiny_bert_dir: Pat
         frozen_before = model.bert.encoder.layer[1].output.dense.weight.clone()
         stats = finetune(model, tokenizer, task, toy_train(), TrainConfig(**FAST), frozen_layers=[1])
         assert torch.equal(model.bert.encoder.layer[1].output.dense.weight, frozen_before)
-        assert not torch.equal(model.bert.encoder.layer[0].output.dense.weight, BertForSequenceClassification.from_pretrained(tiny_bert_dir).bert.encoder.layer[0].output.dense.weight)
+        assert not torch.equal(
+            model.bert.encoder.layer[0].output.dense.weight,
+            BertForSequenceClassification.from_pretrained(tiny_bert_dir).bert.encoder.layer[0].output.dense.weight,
+        )
         assert all(p.requires_grad for p in model.parameters()), "freezing is undone after training"
         weights.append(model.classifier.weight.detach().clone())
         assert stats.steps == 6 and stats.train_examples == 96 and stats.train_examples_per_s > 0

@@ -26,7 +26,9 @@ def toy_words() -> tuple[str, ...]:
     """Every word and punctuation mark of the toy task's sentences, sorted."""
     from layerdrop.glue.toy import toy_splits
 
-    return tuple(sorted({w for split in toy_splits().values() for s in split["sentence"] for w in re.findall(r"\w+|[^\w\s]", s)}))
+    return tuple(
+        sorted({w for split in toy_splits().values() for s in split["sentence"] for w in re.findall(r"\w+|[^\w\s]", s)})
+    )
 
 
 def tiny_tokenizer() -> BertTokenizer:
@@ -58,10 +60,23 @@ def save_tiny_llama(path: Path, *, layers: int = 4, seed: int = 0) -> Path:
     vocab = {token: i for i, token in enumerate(["<unk>", "<s>", "</s>", *LM_WORDS])}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>")
-    config = AutoConfig.for_model("llama", hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                                  intermediate_size=37, vocab_size=len(vocab), bos_token_id=1, eos_token_id=2, pad_token_id=2,
-                                  max_position_embeddings=256, initializer_range=0.2)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
+    )
+    config = AutoConfig.for_model(
+        "llama",
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=37,
+        vocab_size=len(vocab),
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+        max_position_embeddings=256,
+        initializer_range=0.2,
+    )
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

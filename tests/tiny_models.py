@@ -7,7 +7,14 @@ import transformers
 from transformers import AutoConfig, PreTrainedModel
 
 ENCODER = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37, vocab_size=99)
-DECODER = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=37, vocab_size=99)
+DECODER = dict(
+    hidden_size=32,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=37,
+    vocab_size=99,
+)
 
 # model_type -> (head class, config overrides)
 TINY: dict[str, tuple[str, dict]] = {
@@ -15,9 +22,15 @@ TINY: dict[str, tuple[str, dict]] = {
     "roberta": ("RobertaForMaskedLM", ENCODER),
     "xlm-roberta": ("XLMRobertaForSequenceClassification", ENCODER),
     "electra": ("ElectraForSequenceClassification", dict(ENCODER, embedding_size=16)),
-    "deberta-v2": ("DebertaV2ForSequenceClassification", dict(ENCODER, relative_attention=True, position_buckets=8, pos_att_type=["c2p", "p2c"])),
+    "deberta-v2": (
+        "DebertaV2ForSequenceClassification",
+        dict(ENCODER, relative_attention=True, position_buckets=8, pos_att_type=["c2p", "p2c"]),
+    ),
     "xlnet": ("XLNetForSequenceClassification", dict(d_model=32, n_layer=4, n_head=2, d_inner=37, vocab_size=99)),
-    "distilbert": ("DistilBertForSequenceClassification", dict(dim=32, n_layers=4, n_heads=2, hidden_dim=37, vocab_size=99)),
+    "distilbert": (
+        "DistilBertForSequenceClassification",
+        dict(dim=32, n_layers=4, n_heads=2, hidden_dim=37, vocab_size=99),
+    ),
     "albert": ("AlbertForSequenceClassification", dict(ENCODER, embedding_size=16)),
     "gpt2": ("GPT2LMHeadModel", dict(n_embd=32, n_layer=4, n_head=2, vocab_size=99, bos_token_id=0, eos_token_id=0)),
     "llama": ("LlamaForCausalLM", DECODER),

@@ -10,7 +10,8 @@ import csv
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 from torch import Tensor
 from transformers import PreTrainedModel
@@ -34,7 +35,8 @@ COLUMNS = (
 @dataclass
 class LayerAnalysis:
     """One row per layer (`COLUMNS`; angular distance for a block of one layer, with `pooling`),
-    and the (L+1)×(L+1) cosine similarity between the representations after 0..L layers."""
+    and the (L+1)×(L+1) cosine similarity between the representations after 0..L layers.
+    """
 
     rows: list[dict[str, float]]
     cosine_matrix: list[list[float]]
@@ -42,7 +44,9 @@ class LayerAnalysis:
     num_texts: int
 
 
-def analyze_layers(model: PreTrainedModel, batches: Sequence[Mapping[str, Tensor]], pooling: str | None = None, progress: bool = True) -> LayerAnalysis:
+def analyze_layers(
+    model: PreTrainedModel, batches: Sequence[Mapping[str, Tensor]], pooling: str | None = None, progress: bool = True
+) -> LayerAnalysis:
     """Score every layer of `model` on tokenized `batches`; `pooling` as in `similarity.POOLINGS`."""
     pooling = check_pooling(pooling or default_pooling(model.config))
     similarity = layer_similarity(model, batches, progress=progress)
@@ -55,12 +59,17 @@ def analyze_layers(model: PreTrainedModel, batches: Sequence[Mapping[str, Tensor
         "parameter_norm": parameter_scores(model, "norm"),
         "parameter_variance": parameter_scores(model, "variance"),
     }
-    rows = [{"layer": i, **{name: round(values[i], 6) for name, values in columns.items()}} for i in range(similarity.num_layers)]
+    rows = [
+        {"layer": i, **{name: round(values[i], 6) for name, values in columns.items()}}
+        for i in range(similarity.num_layers)
+    ]
     matrix = [[round(v, 6) for v in row] for row in similarity.cosine[pooling].tolist()]
     return LayerAnalysis(rows, matrix, pooling, similarity.num_texts)
 
 
-def write_analysis(analysis: LayerAnalysis, output: str | Path, about: Mapping[str, Any] | None = None, overwrite: bool = False) -> list[Path]:
+def write_analysis(
+    analysis: LayerAnalysis, output: str | Path, about: Mapping[str, Any] | None = None, overwrite: bool = False
+) -> list[Path]:
     """Write the scores (JSON with `about`, CSV) and both plots into the folder `output`; return the paths."""
     names = ("scores.json", "scores.csv", "similarity_heatmap.png", "contribution.png")
     with staged(output, "dir", overwrite, what="--output") as staging:
@@ -81,7 +90,9 @@ def _plot_heatmap(analysis: LayerAnalysis, path: Path) -> None:
     labels = ["emb", *map(str, range(1, size))]
     figure = Figure(figsize=(2 + 0.45 * size, 1.5 + 0.45 * size), layout="constrained")
     axes = figure.subplots()
-    image = axes.imshow(analysis.cosine_matrix, cmap="viridis", vmin=min(0.0, min(map(min, analysis.cosine_matrix))), vmax=1.0)
+    image = axes.imshow(
+        analysis.cosine_matrix, cmap="viridis", vmin=min(0.0, min(map(min, analysis.cosine_matrix))), vmax=1.0
+    )
     axes.set_xticks(range(size), labels, fontsize=8)
     axes.set_yticks(range(size), labels, fontsize=8)
     axes.set_xlabel("after layer")
@@ -100,8 +111,18 @@ def _plot_contribution(analysis: LayerAnalysis, path: Path) -> None:
     figure = Figure(figsize=(3 + 0.5 * len(layers), 3.5), layout="constrained")
     axes = figure.subplots()
     width = 0.4
-    axes.bar([i - width / 2 for i in layers], [1 - row[pooled] for row in analysis.rows], width, label=f"1 - cosine ({analysis.pooling})")
-    axes.bar([i + width / 2 for i in layers], [row["block_influence"] for row in analysis.rows], width, label="block influence")
+    axes.bar(
+        [i - width / 2 for i in layers],
+        [1 - row[pooled] for row in analysis.rows],
+        width,
+        label=f"1 - cosine ({analysis.pooling})",
+    )
+    axes.bar(
+        [i + width / 2 for i in layers],
+        [row["block_influence"] for row in analysis.rows],
+        width,
+        label="block influence",
+    )
     axes.set_xticks(layers, [str(i) for i in layers])
     axes.set_xlabel("layer (0-based)")
     axes.set_ylabel("contribution (higher = changes more)")

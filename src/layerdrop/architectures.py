@@ -27,14 +27,32 @@ class Architecture:
 
 
 ARCHITECTURES: tuple[Architecture, ...] = (
-    Architecture(("bert", "roberta", "xlm-roberta", "electra", "camembert"), "encoder.layer", "num_hidden_layers", ("embeddings",)),
+    Architecture(
+        ("bert", "roberta", "xlm-roberta", "electra", "camembert"),
+        "encoder.layer",
+        "num_hidden_layers",
+        ("embeddings",),
+    ),
     Architecture(("deberta-v2",), "encoder.layer", "num_hidden_layers", ("embeddings",)),
     Architecture(("xlnet",), "layer", "n_layer", ("word_embedding",)),
     Architecture(("distilbert",), "transformer.layer", "n_layers", ("embeddings",)),
     # ALBERT repeats one shared layer L times; dropping K layers means K fewer repetitions.
-    Architecture(("albert",), "encoder.albert_layer_groups", "num_hidden_layers", ("embeddings", "encoder.embedding_hidden_mapping_in"), shared_layers=True),
+    Architecture(
+        ("albert",),
+        "encoder.albert_layer_groups",
+        "num_hidden_layers",
+        ("embeddings", "encoder.embedding_hidden_mapping_in"),
+        shared_layers=True,
+    ),
     Architecture(("gpt2",), "h", "n_layer", ("wte", "wpe"), final_norm="ln_f"),
-    Architecture(("llama", "mistral", "qwen2", "qwen3"), "layers", "num_hidden_layers", ("embed_tokens",), per_layer_config=("layer_types",), final_norm="norm"),
+    Architecture(
+        ("llama", "mistral", "qwen2", "qwen3"),
+        "layers",
+        "num_hidden_layers",
+        ("embed_tokens",),
+        per_layer_config=("layer_types",),
+        final_norm="norm",
+    ),
 )
 
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(t for arch in ARCHITECTURES for t in arch.model_types)
@@ -45,7 +63,9 @@ def architecture_for(config: PretrainedConfig) -> Architecture:
     for arch in ARCHITECTURES:
         if config.model_type in arch.model_types:
             return arch
-    raise LayerDropError(f"unsupported architecture {config.model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
+    raise LayerDropError(
+        f"unsupported architecture {config.model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+    )
 
 
 def num_layers(config: PretrainedConfig) -> int:
@@ -70,7 +90,9 @@ def layer_modules(model: PreTrainedModel) -> list[nn.Module]:
 def check_shared_layers(config: PretrainedConfig) -> None:
     """ALBERT with several layer groups maps depth to groups by position; dropping would remap them."""
     if getattr(config, "num_hidden_groups", 1) != 1:
-        raise LayerDropError(f"ALBERT with num_hidden_groups={config.num_hidden_groups} is not supported; only the usual single shared group")
+        raise LayerDropError(
+            f"ALBERT with num_hidden_groups={config.num_hidden_groups} is not supported; only the usual single shared group"
+        )
 
 
 def final_norm(model: PreTrainedModel) -> nn.Module | None:

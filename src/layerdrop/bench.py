@@ -30,7 +30,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import psutil
 import torch
@@ -44,11 +45,22 @@ from layerdrop.settings import BenchSettings
 from layerdrop.summary import size_on_disk
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-SPECIAL_ID_KEYS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id", "unk_token_id", "mask_token_id", "decoder_start_token_id")
+SPECIAL_ID_KEYS = (
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
+    "sep_token_id",
+    "cls_token_id",
+    "unk_token_id",
+    "mask_token_id",
+    "decoder_start_token_id",
+)
 POSITION_OFFSET_TYPES = ("roberta", "xlm-roberta", "camembert")  # position ids start after padding_idx
 # FlopCounterMode has no formula for the fused CPU attention kernel; without one attention would count 0.
 EXTRA_FLOP_FORMULAS = {
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *args, out_shape=None, **kwargs: sdpa_flop_count(q, k, v),
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *args, out_shape=None, **kwargs: (
+        sdpa_flop_count(q, k, v)
+    ),
 }
 StepCallback = Callable[[str, int, int], None]  # (what is starting, steps done, steps in all)
 
@@ -100,7 +112,12 @@ class BenchReport:
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per model and cell, for CSV."""
         return [
-            {"model": m.model, "num_layers": m.num_layers, "parameters": m.parameters, "size_on_disk_bytes": m.size_on_disk_bytes}
+            {
+                "model": m.model,
+                "num_layers": m.num_layers,
+                "parameters": m.parameters,
+                "size_on_disk_bytes": m.size_on_disk_bytes,
+            }
             | {k: v for k, v in asdict(cell).items() if k != "times_ms"}
             for m in self.models
             for cell in m.cells
@@ -131,7 +148,9 @@ def special_token_ids(names: Sequence[str]) -> list[int]:
     return sorted(ids)
 
 
-def make_inputs(batch_size: int, seq_len: int, vocab_size: int, special_ids: Sequence[int], seed: int, device: str) -> dict[str, torch.Tensor]:
+def make_inputs(
+    batch_size: int, seq_len: int, vocab_size: int, special_ids: Sequence[int], seed: int, device: str
+) -> dict[str, torch.Tensor]:
     """Random non-special token ids and a full attention mask, the same for a given seed everywhere."""
     allowed = torch.ones(vocab_size, dtype=torch.bool)
     allowed[[i for i in special_ids if 0 <= i < vocab_size]] = False
@@ -158,7 +177,12 @@ def load_for_bench(name: str, settings: BenchSettings) -> PreTrainedModel:
     No parameter requires grad: FlopCounterMode's module tracker would otherwise try to hook
     autograd for weights passed as inputs (DeBERTa's relative embeddings), which fails in inference mode.
     """
-    model = load_model(name, head=settings.head, dtype=DTYPES[settings.dtype]).to(settings.device).eval().requires_grad_(False)
+    model = (
+        load_model(name, head=settings.head, dtype=DTYPES[settings.dtype])
+        .to(settings.device)
+        .eval()
+        .requires_grad_(False)
+    )
     model.config.use_cache = False
     return model
 
@@ -204,9 +228,13 @@ def run_bench(names: Sequence[str], settings: BenchSettings, on_step: StepCallba
     )
 
 
-def _cells(names: Sequence[str], configs: Sequence[PretrainedConfig], settings: BenchSettings) -> tuple[list[tuple[int, int]], list[str]]:
+def _cells(
+    names: Sequence[str], configs: Sequence[PretrainedConfig], settings: BenchSettings
+) -> tuple[list[tuple[int, int]], list[str]]:
     """(batch, length) pairs, lengths clamped to the shortest position limit so every model gets the same input."""
-    limits = [(max_positions(config), name) for config, name in zip(configs, names) if max_positions(config) is not None]
+    limits = [
+        (max_positions(config), name) for config, name in zip(configs, names) if max_positions(config) is not None
+    ]
     limit, limited_by = min(limits) if limits else (None, None)
     notes, lengths = [], []
     for length in settings.seq_lens:
@@ -229,9 +257,12 @@ def _model_result(name: str, model: PreTrainedModel) -> ModelResult:
     )
 
 
-def _time_cell(models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tensor], settings: BenchSettings) -> list[CellResult]:
+def _time_cell(
+    models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tensor], settings: BenchSettings
+) -> list[CellResult]:
     """FLOPs (the first, uncounted warm-up), more warm-up, then `repeats` rounds of one timed forward
-    per model, a different model first each round."""
+    per model, a different model first each round.
+    """
     sync = torch.cuda.synchronize if settings.device == "cuda" else (lambda: None)
     flops = [count_flops(model, inputs) for model in models]
     times: list[list[float]] = [[] for _ in models]
@@ -258,13 +289,25 @@ def _time_cell(models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tensor
     for model_flops, model_times in zip(flops, times):
         median = statistics.median(model_times)
         p90 = statistics.quantiles(model_times, n=10, method="inclusive")[-1] if len(model_times) > 1 else median
-        cells.append(CellResult(batch_size, seq_len, model_flops, model_times, median, p90, batch_size / (median / 1e3), background_cpu=busy_elsewhere))
+        cells.append(
+            CellResult(
+                batch_size,
+                seq_len,
+                model_flops,
+                model_times,
+                median,
+                p90,
+                batch_size / (median / 1e3),
+                background_cpu=busy_elsewhere,
+            )
+        )
     return cells
 
 
 class _BackgroundCpu:
     """How busy the machine was with anything but this process (other jobs, hypervisor steal):
-    timings taken beside a busy neighbour are noisy, and the report says so."""
+    timings taken beside a busy neighbour are noisy, and the report says so.
+    """
 
     def __init__(self) -> None:
         self.process = psutil.Process()
@@ -298,16 +341,28 @@ def _compare(results: Sequence[ModelResult]) -> None:
 
 def _cpu_name() -> str:
     cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] if cpuinfo.is_file() else []
+    names = (
+        [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        if cpuinfo.is_file()
+        else []
+    )
     return f"{names[0] if names else platform.processor() or 'CPU'} ({os.cpu_count()} logical CPUs)"
 
 
 # --- peak memory, each model in a fresh process ----------------------------------------------------
 
 
-def _add_memory(result: ModelResult, settings: BenchSettings, cells: list[tuple[int, int]], vocab_size: int, special: list[int]) -> str:
+def _add_memory(
+    result: ModelResult, settings: BenchSettings, cells: list[tuple[int, int]], vocab_size: int, special: list[int]
+) -> str:
     """Run the memory probe for one model in a fresh interpreter and copy its figures into `result`."""
-    spec = {"model": result.model, "settings": settings.model_dump(), "cells": cells, "vocab_size": vocab_size, "special": special}
+    spec = {
+        "model": result.model,
+        "settings": settings.model_dump(),
+        "cells": cells,
+        "vocab_size": vocab_size,
+        "special": special,
+    }
     probe = subprocess.run([sys.executable, "-m", "layerdrop.bench", json.dumps(spec)], capture_output=True, text=True)
     if probe.returncode != 0:
         raise RuntimeError(f"memory probe for {result.model} failed:\n{probe.stderr[-3000:]}")
@@ -326,13 +381,19 @@ def probe_memory(spec: dict[str, Any]) -> dict[str, Any]:
     model = load_for_bench(spec["model"], settings)
     cuda = settings.device == "cuda"
     measure = _peak_cuda if cuda else _peak_rss
-    method = "torch.cuda.max_memory_allocated" if cuda else ("RSS high-water mark (VmHWM)" if _reset_high_water_mark() else "RSS sampled by psutil every 1 ms")
+    method = (
+        "torch.cuda.max_memory_allocated"
+        if cuda
+        else ("RSS high-water mark (VmHWM)" if _reset_high_water_mark() else "RSS sampled by psutil every 1 ms")
+    )
     _release_freed_memory()
     loaded = torch.cuda.memory_allocated() if cuda else psutil.Process().memory_info().rss
     cells = []
     with torch.inference_mode():
         for batch_size, seq_len in spec["cells"]:
-            inputs = make_inputs(batch_size, seq_len, spec["vocab_size"], spec["special"], settings.seed, settings.device)
+            inputs = make_inputs(
+                batch_size, seq_len, spec["vocab_size"], spec["special"], settings.seed, settings.device
+            )
             model(**inputs)  # lazy one-off allocations (thread pools, kernel caches) are not activations
             _release_freed_memory()
             before, peak = measure(lambda: model(**inputs))

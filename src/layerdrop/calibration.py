@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from layerdrop.strategies.base import Batch
 
 
-def load_calibration(settings: CalibrationData, tokenizer: Any | None = None) -> tuple[Any, Task | None, dict[str, Any]]:
+def load_calibration(
+    settings: CalibrationData, tokenizer: Any | None = None
+) -> tuple[Any, Task | None, dict[str, Any]]:
     """(examples, task, where they came from) for `settings`; (None, None, {}) when none is named.
 
     Examples are texts (a file: one per line), a labelled dataset (a task's split) or, for running
@@ -52,7 +54,9 @@ def load_calibration(settings: CalibrationData, tokenizer: Any | None = None) ->
     return dataset, task, record | ({"data": str(settings.data)} if settings.data is not None else {})
 
 
-def _running_text(settings: CalibrationData, source: TextSource, tokenizer: Any | None) -> tuple[list[Batch], None, dict[str, Any]]:
+def _running_text(
+    settings: CalibrationData, source: TextSource, tokenizer: Any | None
+) -> tuple[list[Batch], None, dict[str, Any]]:
     """A corpus or dataset cut into full pieces of `max_length` tokens, batched (no padding needed)."""
     import torch
 
@@ -67,13 +71,23 @@ def _running_text(settings: CalibrationData, source: TextSource, tokenizer: Any 
     tokens = load_tokens(source.model_copy(update={"max_tokens": budget}), tokenizer)
     pieces = tokens[: len(tokens) // length * length].view(-1, length)
     if len(pieces) == 0:
-        raise LayerDropError(f"the text holds fewer than {length} tokens, too few for one piece of {named('max_length')}")
-    batches = [{"input_ids": chunk, "attention_mask": torch.ones_like(chunk)} for chunk in pieces.split(settings.batch_size)]
-    record = {"text": source.model_dump(exclude_defaults=True), "num_examples": len(pieces), "tokens_per_example": length}
+        raise LayerDropError(
+            f"the text holds fewer than {length} tokens, too few for one piece of {named('max_length')}"
+        )
+    batches = [
+        {"input_ids": chunk, "attention_mask": torch.ones_like(chunk)} for chunk in pieces.split(settings.batch_size)
+    ]
+    record = {
+        "text": source.model_dump(exclude_defaults=True),
+        "num_examples": len(pieces),
+        "tokens_per_example": length,
+    }
     return batches, None, record
 
 
-def make_batches(data: Any, tokenizer: Any | None, *, task: Task | None = None, batch_size: int = 32, max_length: int = 128) -> list[Batch]:
+def make_batches(
+    data: Any, tokenizer: Any | None, *, task: Task | None = None, batch_size: int = 32, max_length: int = 128
+) -> list[Batch]:
     """Tokenized batches from texts, (text, text) pairs, a labelled `datasets.Dataset`, or batches as they are.
 
     Texts are sorted by length before batching so little compute goes to padding; a dataset's

@@ -70,13 +70,16 @@ def model_class(config: PretrainedConfig, head: str | None) -> type[PreTrainedMo
 
 def check_weights(name: str) -> list[Path]:
     """The weight files of a local checkpoint, each opened to check its header; a one-line error when
-    there are none, or one is empty, truncated or not a weights file. Hub names are left to the hub."""
+    there are none, or one is empty, truncated or not a weights file. Hub names are left to the hub.
+    """
     folder = Path(resolve_source(name))
     if not folder.is_dir():
         return []
     files = sorted(f for f in folder.iterdir() if f.name.endswith(WEIGHT_SUFFIXES) and f.is_file())
     if not files:
-        raise LayerDropError(f"no weights in {name!r}: expected model.safetensors (or pytorch_model.bin) beside config.json")
+        raise LayerDropError(
+            f"no weights in {name!r}: expected model.safetensors (or pytorch_model.bin) beside config.json"
+        )
     from safetensors import SafetensorError, safe_open
 
     for file in files:
@@ -86,7 +89,9 @@ def check_weights(name: str) -> list[Path]:
             with safe_open(str(file), framework="pt") as opened:
                 opened.keys()
         except (SafetensorError, OSError) as err:
-            raise LayerDropError(f"{file} is not a readable safetensors file ({_first_line(err)}); is it corrupted or truncated?") from None
+            raise LayerDropError(
+                f"{file} is not a readable safetensors file ({_first_line(err)}); is it corrupted or truncated?"
+            ) from None
     return files
 
 
@@ -110,12 +115,22 @@ def load_model(
     try:
         with _no_progress_bars():
             model, info = cls.from_pretrained(
-                resolve_source(name), config=config, ignore_mismatched_sizes=num_labels is not None, output_loading_info=True, **kwargs
+                resolve_source(name),
+                config=config,
+                ignore_mismatched_sizes=num_labels is not None,
+                output_loading_info=True,
+                **kwargs,
             )
     except (OSError, ValueError, SafetensorError) as err:
-        raise LayerDropError(f"cannot load model {name!r} with head {head or cls.__name__}: {_first_line(err)}") from None
-    if trained_head and (missing := [key for key in info["missing_keys"] if not key.startswith(model.base_model_prefix)]):
-        raise LayerDropError(f"{name!r} has no trained {cls.__name__} head ({', '.join(sorted(missing)[:2])} would be random); fine-tune it first")
+        raise LayerDropError(
+            f"cannot load model {name!r} with head {head or cls.__name__}: {_first_line(err)}"
+        ) from None
+    if trained_head and (
+        missing := [key for key in info["missing_keys"] if not key.startswith(model.base_model_prefix)]
+    ):
+        raise LayerDropError(
+            f"{name!r} has no trained {cls.__name__} head ({', '.join(sorted(missing)[:2])} would be random); fine-tune it first"
+        )
     model.name_or_path = name
     return model
 

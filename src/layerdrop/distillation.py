@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from accelerate import PartialState
 from datasets import Dataset
-from pydantic import Field
 from tqdm.auto import tqdm
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
@@ -262,4 +261,6 @@ def distill(
         layers = ()
     teacher.to(PartialState().device)
     objective = DistillationObjective(teacher, tokenizer, distill_config, layers, config.eval_batch_size, progress)
-    return finetune(student, tokenizer, task, train, config, objective=objective, progress=progress, on_epoch_end=on_epoch_end)
+    return finetune(
+        student, tokenizer, task, train, config, objective=objective, progress=progress, on_epoch_end=on_epoch_end
+    )

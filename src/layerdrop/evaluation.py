@@ -13,7 +13,9 @@ from layerdrop.settings import TrainConfig
 from layerdrop.training import predict
 
 
-def evaluate(model: PreTrainedModel, tokenizer: Any, task: Task, eval_sets: dict[str, Dataset], config: TrainConfig) -> dict[str, Any]:
+def evaluate(
+    model: PreTrainedModel, tokenizer: Any, task: Task, eval_sets: dict[str, Dataset], config: TrainConfig
+) -> dict[str, Any]:
     """{"metrics": {...}, "score": headline, "eval_examples": {split: n}} over every dev split given.
 
     MNLI's mismatched split contributes keys ending in "_mm"; the headline stays the matched one.

@@ -35,27 +35,44 @@ class RunConfig(Settings):
     """Everything that decides a run's numbers (where its outputs go is not part of it)."""
 
     model: str = Field(..., description="Hugging Face hub name, local checkpoint directory, or bundled:NAME")
-    task: str = Field(..., description="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli or toy-sentiment", json_schema_extra={"flags": ["-t"]})
-    strategy: str = Field(FULL_MODEL, description="layer-selection strategy, or none for the full model; see `layerdrop strategies`")
-    strategy_options: dict[str, Any] = Field({}, description="the strategy's own options: num_drop, threshold, layers, …")
+    task: str = Field(
+        ...,
+        description="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli or toy-sentiment",
+        json_schema_extra={"flags": ["-t"]},
+    )
+    strategy: str = Field(
+        FULL_MODEL, description="layer-selection strategy, or none for the full model; see `layerdrop strategies`"
+    )
+    strategy_options: dict[str, Any] = Field(
+        {}, description="the strategy's own options: num_drop, threshold, layers, …"
+    )
     regime: Regime = Field(
         "pretrained",
         description="pretrained (drop, then fine-tune), finetuned (fine-tune, drop, fine-tune again), task-specific, iterative",
     )
     iterative_every: int = Field(2, ge=1, description="iterative regime: drop one layer every N epochs")
     model_is_finetuned: bool = Field(False, description="finetuned regime: MODEL is already fine-tuned on the task")
-    data: str | None = Field(None, description="local GLUE folder (GLUE TSVs or hub parquet files); default: the Hugging Face hub")
-    train_from_dev: float | None = Field(
-        None, gt=0, lt=1, description="train on this fraction of the dev set (deterministic split) when there is no train split"
+    data: str | None = Field(
+        None, description="local GLUE folder (GLUE TSVs or hub parquet files); default: the Hugging Face hub"
     )
-    max_train_samples: int | None = Field(None, ge=1, description="train on a fixed random subsample of this many examples")
+    train_from_dev: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="train on this fraction of the dev set (deterministic split) when there is no train split",
+    )
+    max_train_samples: int | None = Field(
+        None, ge=1, description="train on a fixed random subsample of this many examples"
+    )
     max_eval_samples: int | None = Field(None, ge=1, description="evaluate on the first N dev examples only")
     training: TrainConfig = Field(default_factory=TrainConfig, description="fine-tuning settings")
     distill: bool = Field(
-        False, description="recover the dropped model by distillation from the fine-tuned full model instead of plain fine-tuning"
+        False,
+        description="recover the dropped model by distillation from the fine-tuned full model instead of plain fine-tuning",
     )
     teacher: str | None = Field(
-        None, description="distill: the fine-tuned full model to learn from (default: MODEL fine-tuned first, in this run)"
+        None,
+        description="distill: the fine-tuned full model to learn from (default: MODEL fine-tuned first, in this run)",
     )
     distillation: DistillConfig = Field(default_factory=DistillConfig, description="distillation settings")
 
@@ -73,7 +90,9 @@ class RunConfig(Settings):
         if self.distill and self.strategy == FULL_MODEL:
             raise ValueError("distillation recovers a dropped model: give a strategy and its options")
         if self.distill and self.regime == "iterative" and self.distillation.hidden_weight > 0:
-            raise ValueError("iterative dropping changes which teacher layer each student layer matches: use hidden_weight 0")
+            raise ValueError(
+                "iterative dropping changes which teacher layer each student layer matches: use hidden_weight 0"
+            )
         if self.strategy == FULL_MODEL:
             if self.strategy_options:
                 raise ValueError("strategy 'none' (the full model) drops no layers; give a strategy with its options")
@@ -104,6 +123,7 @@ class RunConfig(Settings):
         options = get_strategy(self.strategy).parse(self.strategy_options)
         return int(options.num_drop or len(getattr(options, "layers", None) or ()))
 
+
 def run_experiment(config: RunConfig, output: str | Path | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run one experiment and return its JSON-able result (what `layerdrop run` writes).
 
@@ -124,8 +144,11 @@ def run_experiment(config: RunConfig, output: str | Path | None = None, overwrit
         check_output(output, "dir", overwrite, what="--output")
     task = get_task(config.task)
     train, eval_sets, data_record = train_and_dev(
-        task, config.data, train_from_dev=config.train_from_dev,
-        max_train_samples=config.max_train_samples, max_eval_samples=config.max_eval_samples,
+        task,
+        config.data,
+        train_from_dev=config.train_from_dev,
+        max_train_samples=config.max_train_samples,
+        max_eval_samples=config.max_eval_samples,
     )
     started = time.perf_counter()
     set_seed(config.training.seed)  # the new classification head is drawn from this seed
@@ -169,9 +192,13 @@ def run_experiment(config: RunConfig, output: str | Path | None = None, overwrit
     teaching = {}
     if teacher is not None:
         scored = evaluate(teacher, tokenizer, task, eval_sets, config.training)
-        name = config.teacher or (config.model if config.model_is_finetuned else f"{config.model}, fine-tuned in this run")
-        teaching = {"teacher": {"model": name, "metrics": scored["metrics"], "score": scored["score"]},
-                    "retained": final["score"] / scored["score"] if scored["score"] else None}
+        name = config.teacher or (
+            config.model if config.model_is_finetuned else f"{config.model}, fine-tuned in this run"
+        )
+        teaching = {
+            "teacher": {"model": name, "metrics": scored["metrics"], "score": scored["score"]},
+            "retained": final["score"] / scored["score"] if scored["score"] else None,
+        }
 
     record = dropping_record(model.config) or {}
     strategy = record.get("strategy", {}) if record else {}
@@ -220,7 +247,9 @@ def _given_teacher(config: RunConfig, task: Any) -> Any:
 
     teacher = load_model(config.teacher, head="sequence-classification", trained_head=True)
     if teacher.config.num_labels != task.num_labels:
-        raise LayerDropError(f"teacher {config.teacher!r} has {teacher.config.num_labels} outputs but {task.name} needs {task.num_labels}")
+        raise LayerDropError(
+            f"teacher {config.teacher!r} has {teacher.config.num_labels} outputs but {task.name} needs {task.num_labels}"
+        )
     return teacher
 
 
@@ -232,10 +261,14 @@ def _recovery(config: RunConfig, tokenizer: Any, task: Any, train: Any, teacher:
         return lambda model, **hooks: finetune(model, tokenizer, task, train, config.training, **hooks)
     from layerdrop.distillation import distill
 
-    return lambda model, **hooks: distill(model, teacher, tokenizer, task, train, config.training, config.distillation, **hooks)
+    return lambda model, **hooks: distill(
+        model, teacher, tokenizer, task, train, config.training, config.distillation, **hooks
+    )
 
 
-def choose_run_layers(config: RunConfig, model: Any, tokenizer: Any, task: Any, train: Any) -> tuple[list[int], dict[str, Any]]:
+def choose_run_layers(
+    config: RunConfig, model: Any, tokenizer: Any, task: Any, train: Any
+) -> tuple[list[int], dict[str, Any]]:
     """The layer set and its record for the run's strategy; data-driven ones look at training examples only."""
     from layerdrop.calibration import make_batches
     from layerdrop.strategies import choose_layers, get_strategy
@@ -247,9 +280,21 @@ def choose_run_layers(config: RunConfig, model: Any, tokenizer: Any, task: Any, 
     batches = None
     if strategy.uses_data:
         sample = train.select(range(min(SELECTION_EXAMPLES, len(train))))
-        batches = make_batches(sample, tokenizer, task=task, batch_size=config.training.eval_batch_size, max_length=config.training.max_length)
-    selection = choose_layers(strategy.name, model, options, batches=batches, task=task,
-                              data_record={"split": "train", "num_examples": min(SELECTION_EXAMPLES, len(train))})
+        batches = make_batches(
+            sample,
+            tokenizer,
+            task=task,
+            batch_size=config.training.eval_batch_size,
+            max_length=config.training.max_length,
+        )
+    selection = choose_layers(
+        strategy.name,
+        model,
+        options,
+        batches=batches,
+        task=task,
+        data_record={"split": "train", "num_examples": min(SELECTION_EXAMPLES, len(train))},
+    )
     return selection.layers, selection.record
 
 

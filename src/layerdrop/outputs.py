@@ -57,7 +57,8 @@ def _holds_something(path: Path) -> bool:
 @contextmanager
 def staged(path: str | Path, kind: Kind, overwrite: bool = False, what: str = "output") -> Iterator[Path]:
     """Yield a staging path beside `path` (a created folder, or a file name to write) that
-    replaces `path` only when the block completes; on any error or interrupt it is removed."""
+    replaces `path` only when the block completes; on any error or interrupt it is removed.
+    """
     path = check_output(path, kind, overwrite, what)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

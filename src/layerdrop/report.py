@@ -40,7 +40,9 @@ def load_results(sources: Sequence[Path]) -> pd.DataFrame:
             results += read_results(source)
     if not results:
         raise LayerDropError(f"no results found in {', '.join(map(str, sources))}")
-    runs = pd.DataFrame([{**{key: r[key] for key in [*IDENTITY, "score"]}, "recovery": r.get("recovery", PLAIN)} for r in results])
+    runs = pd.DataFrame(
+        [{**{key: r[key] for key in [*IDENTITY, "score"]}, "recovery": r.get("recovery", PLAIN)} for r in results]
+    )
     return runs.drop_duplicates(subset=[*IDENTITY, "recovery"], keep="last").reset_index(drop=True)
 
 
@@ -75,9 +77,16 @@ def build_report(runs: pd.DataFrame) -> Report:
     Avg is "-" for rows where no seed has every task. Several regimes get a "regime" row level of their own;
     plain and distilled runs a "recovery" level, after the strategy, so their rows stand side by side.
     """
-    rows = ["model", *(["regime"] if runs["regime"].nunique() > 1 else []), "strategy",
-            *(["recovery"] if runs["recovery"].nunique() > 1 else []), "num_drop"]
-    tasks = sorted(runs["task"].unique(), key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t))
+    rows = [
+        "model",
+        *(["regime"] if runs["regime"].nunique() > 1 else []),
+        "strategy",
+        *(["recovery"] if runs["recovery"].nunique() > 1 else []),
+        "num_drop",
+    ]
+    tasks = sorted(
+        runs["task"].unique(), key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t)
+    )
     per_seed = runs.assign(score=runs["score"] * 100).pivot(index=[*rows, "seed"], columns="task", values="score")
     per_seed = per_seed.reindex(columns=tasks).sort_index(level=["model", "num_drop"])  # full model, then by K
     per_seed["Avg"] = per_seed.mean(axis=1, skipna=False)
@@ -150,8 +159,10 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def markdown_files(report: Report) -> dict[str, str]:
     """table.md, best.md and, when the full model ran, droppable.md (see TITLES)."""
-    files = {"table.md": to_markdown(score_table(report)),
-             "best.md": best_by_k(report).to_markdown(index=False, floatfmt=".1f") + "\n"}
+    files = {
+        "table.md": to_markdown(score_table(report)),
+        "best.md": best_by_k(report).to_markdown(index=False, floatfmt=".1f") + "\n",
+    }
     drops = droppable(report)
     if drops is not None:
         files["droppable.md"] = to_markdown(drops.astype("string").fillna("-"))
@@ -195,7 +206,12 @@ def write_report(report: Report, output: Path, formats: Sequence[str] = FORMATS,
     written = markdown_files(report) if "md" in formats else {}
     if "csv" in formats:
         numeric = report.mean.join(report.std.add_suffix(" std")) if report.seeds.max() > 1 else report.mean
-        written["table.csv"] = numeric.assign(seeds=report.seeds).reset_index().rename(columns={"num_drop": "K"}).to_csv(index=False, float_format="%.2f")
+        written["table.csv"] = (
+            numeric.assign(seeds=report.seeds)
+            .reset_index()
+            .rename(columns={"num_drop": "K"})
+            .to_csv(index=False, float_format="%.2f")
+        )
     if "tex" in formats:
         # ± is fine in UTF-8 LaTeX; Δ is not a text-mode character.
         written["table.tex"] = score_table(report).to_latex(index=False, escape=True).replace("Δ", r"$\Delta$")

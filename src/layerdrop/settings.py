@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 
 class Settings(BaseModel):
@@ -39,29 +39,44 @@ class TrainConfig(Settings):
     max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping norm (0: no clipping)")
     seed: int = Field(42, description="random seed (head initialisation, shuffling, dropout)")
     group_by_length: bool = Field(True, description="batch examples of similar length together")
-    mixed_precision: MixedPrecision = Field("auto", description="auto (bf16 or fp16 on GPU, none on CPU), no, fp16, bf16")
+    mixed_precision: MixedPrecision = Field(
+        "auto", description="auto (bf16 or fp16 on GPU, none on CPU), no, fp16, bf16"
+    )
 
 
 class CalibrationData(Settings):
     """Where the layers are scored: a split of a task, a file of texts, or running text (a corpus or hub dataset)."""
 
-    task: str | None = Field(None, description="task whose split scores the layers, e.g. rte (greedy: its labels and metric)")
-    data: str | None = Field(None, description="folder with the task's GLUE files, e.g. /data/glue (default: the Hugging Face hub)")
-    split: str | None = Field(None, description="split of --task to use (default: its dev split)")
-    text_file: str | None = Field(None, description="score the layers on this file instead of a task: one text per line")
-    corpus: str | None = Field(
-        None, description="or on running text of a built-in corpus, e.g. shakespeare:calibration, cut into --max-length pieces"
+    task: str | None = Field(
+        None, description="task whose split scores the layers, e.g. rte (greedy: its labels and metric)"
     )
-    dataset: str | None = Field(None, description="or on running text of a Hugging Face dataset NAME[:CONFIG] (needs the hub)")
+    data: str | None = Field(
+        None, description="folder with the task's GLUE files, e.g. /data/glue (default: the Hugging Face hub)"
+    )
+    split: str | None = Field(None, description="split of --task to use (default: its dev split)")
+    text_file: str | None = Field(
+        None, description="score the layers on this file instead of a task: one text per line"
+    )
+    corpus: str | None = Field(
+        None,
+        description="or on running text of a built-in corpus, e.g. shakespeare:calibration, cut into --max-length pieces",
+    )
+    dataset: str | None = Field(
+        None, description="or on running text of a Hugging Face dataset NAME[:CONFIG] (needs the hub)"
+    )
     max_examples: int | None = Field(None, ge=1, description="use only the first N examples (texts or pieces)")
     batch_size: int = Field(32, ge=1, description="texts per forward pass")
-    max_length: int = Field(128, ge=2, description="truncate texts to this many tokens (running text: the piece length)")
+    max_length: int = Field(
+        128, ge=2, description="truncate texts to this many tokens (running text: the piece length)"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> CalibrationData:
         given = [name for name in ("task", "text_file", "corpus", "dataset") if getattr(self, name) is not None]
         if len(given) > 1:
-            raise ValueError(f"give one of {', '.join(named(n) for n in ('task', 'text_file', 'corpus', 'dataset'))}, not several")
+            raise ValueError(
+                f"give one of {', '.join(named(n) for n in ('task', 'text_file', 'corpus', 'dataset'))}, not several"
+            )
         if self.task is None and (self.data is not None or self.split is not None):
             raise ValueError(f"{named('data')} and {named('split')} need {named('task')}")
         return self
@@ -95,12 +110,16 @@ class BenchSettings(Settings):
     """What to measure and how; validated on construction so bad input fails before any loading."""
 
     batch_sizes: IntList = Field([1, 8, 32], description="comma-separated batch sizes")
-    seq_lens: IntList = Field([32, 128, 512], description="comma-separated sequence lengths (clamped to the models' position limit)")
+    seq_lens: IntList = Field(
+        [32, 128, 512], description="comma-separated sequence lengths (clamped to the models' position limit)"
+    )
     repeats: int = Field(10, ge=1, description="timed forward passes per model and cell; the median is reported")
     warmup: int = Field(3, ge=0, description="untimed forward passes per model and cell before timing")
     device: Literal["cpu", "cuda"] = Field("cpu", description="cpu or cuda")
     dtype: Literal["float32", "float16", "bfloat16"] = Field("float32", description="float32, float16 or bfloat16")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's own, one per physical core)")
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (default: torch's own, one per physical core)"
+    )
     head: str | None = Field(None, description="model head (default: what the checkpoint's config says)")
     memory: bool = Field(True, description="measure peak memory, each model in a fresh process")
     seed: int = Field(0, description="seed of the random token ids")
@@ -109,14 +128,22 @@ class BenchSettings(Settings):
 class LmEvalConfig(Settings):
     """An lm-evaluation-harness run on a causal language model (`layerdrop evaluate MODEL --lm-eval TASKS`)."""
 
-    lm_eval: Annotated[list[str], BeforeValidator(lambda v: [t.strip() for t in v.split(",") if t.strip()] if isinstance(v, str) else v)] = Field(
-        ..., min_length=1, description="lm-evaluation-harness tasks, comma-separated, e.g. hellaswag,arc_easy (needs layerdrop[lm-eval])"
+    lm_eval: Annotated[
+        list[str],
+        BeforeValidator(lambda v: [t.strip() for t in v.split(",") if t.strip()] if isinstance(v, str) else v),
+    ] = Field(
+        ...,
+        min_length=1,
+        description="lm-evaluation-harness tasks, comma-separated, e.g. hellaswag,arc_easy (needs layerdrop[lm-eval])",
     )
     num_fewshot: int | None = Field(None, ge=0, description="lm-eval: examples in context (default: each task's own)")
-    limit: float | None = Field(None, gt=0, description="lm-eval: examples per task (a fraction when below 1); for quick checks only")
+    limit: float | None = Field(
+        None, gt=0, description="lm-eval: examples per task (a fraction when below 1); for quick checks only"
+    )
     lm_eval_batch_size: int = Field(8, ge=1, description="lm-eval: batch size")
     include_path: str | None = Field(None, description="lm-eval: folder of extra task YAML files")
     device: str = Field("cpu", description="lm-eval: device, e.g. cpu or cuda")
+
 
 class DistillConfig(Settings):
     """How a student learns from its teacher.
@@ -146,6 +173,7 @@ class DistillConfig(Settings):
         "about 290 GB in fp16); turn it on for small data and hard layer choices: with 1.0 the toy task's "
         "bottom-2 student reached 97.0% instead of 93.5%",
     )
+
 
 # How settings are named in messages: as command-line flags (--num-drop) inside a command, as
 # keys (num_drop) where a config file is being read. The CLI sets it; a sweep switches it back.

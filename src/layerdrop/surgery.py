@@ -60,7 +60,9 @@ def check_layer_set(layers: list[int], num_layers: int) -> None:
     if len(set(layers)) != len(layers):
         raise LayerDropError(f"layer set {sorted(layers)} names a layer twice")
     if bad := [i for i in layers if not 0 <= i < num_layers]:
-        raise LayerDropError(f"layer indices {bad} are out of range for a {num_layers}-layer model (valid: 0-{num_layers - 1})")
+        raise LayerDropError(
+            f"layer indices {bad} are out of range for a {num_layers}-layer model (valid: 0-{num_layers - 1})"
+        )
     if len(layers) >= num_layers:
         raise LayerDropError(f"dropping {len(layers)} of {num_layers} layers would leave none")
 

@@ -84,7 +84,9 @@ class SweepConfig(ExecutionSettings):
     seeds: list[int] = Field(default=[42], min_length=1)
     regimes: list[Regime] = Field(default=["pretrained"], min_length=1)
     include_full_model: bool = True
-    distill: Annotated[list[bool], BeforeValidator(lambda v: [v] if isinstance(v, bool) else v), Field(min_length=1)] = [False]
+    distill: Annotated[
+        list[bool], BeforeValidator(lambda v: [v] if isinstance(v, bool) else v), Field(min_length=1)
+    ] = [False]
     distillation: dict[str, Any] = {}  # DistillConfig fields, for the distilled runs
     run: dict[str, Any] = {}
     per_task: dict[str, dict[str, Any]] = {}
@@ -95,11 +97,15 @@ class SweepConfig(ExecutionSettings):
         """Per-model, per-task and per-strategy mappings must name listed models, tasks, strategies."""
         if isinstance(self.num_drop, dict):
             _check_keys("num_drop", self.num_drop, self.models, "model", require_all=True)
-        _check_keys("per_task", {_canonical_task(t): v for t, v in self.per_task.items()}, self.tasks, "task", require_all=False)
+        _check_keys(
+            "per_task", {_canonical_task(t): v for t, v in self.per_task.items()}, self.tasks, "task", require_all=False
+        )
         _check_keys("strategy_options", self.strategy_options, self.strategies, "strategy", require_all=False)
         if axes := sorted(set(self.run) & AXES):
-            raise ValueError(f"run: {axes[0]!r} is set by the grid; use the top-level keys (models, tasks, strategies, num_drop, seeds, "
-                             "regimes, distill, distillation)")
+            raise ValueError(
+                f"run: {axes[0]!r} is set by the grid; use the top-level keys (models, tasks, strategies, num_drop, seeds, "
+                "regimes, distill, distillation)"
+            )
         return self
 
     def num_drop_for(self, model: str) -> list[int]:
@@ -203,12 +209,19 @@ def expand_grid(config: SweepConfig, teachers: Path | None = None) -> list[Spec]
     not a valid run stops the sweep here, before anything runs, with the point and the setting named.
     """
     if True in config.distill and teachers is None:
-        raise LayerDropError("config: distill needs a folder for the teachers (the sweep keeps them beside its database)")
+        raise LayerDropError(
+            "config: distill needs a folder for the teachers (the sweep keeps them beside its database)"
+        )
     specs: dict[str, Spec] = {}
     for model in config.models:
         points = [(FULL_MODEL, 0, "pretrained", False)] if config.include_full_model else []
-        points += [(s, k, r, d) for d in config.distill for r in config.regimes for s in config.strategies
-                   for k in config.num_drop_for(model)]
+        points += [
+            (s, k, r, d)
+            for d in config.distill
+            for r in config.regimes
+            for s in config.strategies
+            for k in config.num_drop_for(model)
+        ]
         for task in config.tasks:
             for seed in config.seeds:
                 for strategy, num_drop, regime, distill in points:
@@ -217,14 +230,30 @@ def expand_grid(config: SweepConfig, teachers: Path | None = None) -> list[Spec]
     return list(specs.values())
 
 
-def _grid_point(config: SweepConfig, model: str, task: str, strategy: str, num_drop: int, regime: str, seed: int,
-                distill: bool = False, teachers: Path | None = None) -> Spec:
+def _grid_point(
+    config: SweepConfig,
+    model: str,
+    task: str,
+    strategy: str,
+    num_drop: int,
+    regime: str,
+    seed: int,
+    distill: bool = False,
+    teachers: Path | None = None,
+) -> Spec:
     own = {_canonical_task(t): v for t, v in config.per_task.items()}.get(task, {})
     settings = {**config.run, **own}
     training = {**config.run.get("training", {}), **own.get("training", {}), "seed": seed}
     options = {"num_drop": num_drop, **config.strategy_options.get(strategy, {})} if strategy != FULL_MODEL else {}
-    point = {**settings, "model": model, "task": task, "strategy": strategy, "strategy_options": options,
-             "regime": regime, "training": training}
+    point = {
+        **settings,
+        "model": model,
+        "task": task,
+        "strategy": strategy,
+        "strategy_options": options,
+        "regime": regime,
+        "training": training,
+    }
     if distill:
         point.update(distill=True, distillation=config.distillation)
         if regime != "finetuned":
@@ -235,7 +264,9 @@ def _grid_point(config: SweepConfig, model: str, task: str, strategy: str, num_d
             return RunConfig.model_validate(point).model_dump(exclude_defaults=True)
     except (ValidationError, LayerDropError) as err:
         message = describe_error(err) if isinstance(err, ValidationError) else str(err)
-        raise LayerDropError(f"config: run {model} {task} {strategy} K={num_drop} seed={seed} {regime}: {message}") from None
+        raise LayerDropError(
+            f"config: run {model} {task} {strategy} K={num_drop} seed={seed} {regime}: {message}"
+        ) from None
 
 
 def teacher_of(spec: Spec) -> Spec | None:
@@ -247,8 +278,16 @@ def teacher_of(spec: Spec) -> Spec | None:
     if not spec.get("teacher"):
         return None
     config = RunConfig.model_validate(spec)
-    baseline = config.model_copy(update={"strategy": FULL_MODEL, "strategy_options": {}, "regime": "pretrained",
-                                         "distill": False, "teacher": None, "distillation": DistillConfig()})
+    baseline = config.model_copy(
+        update={
+            "strategy": FULL_MODEL,
+            "strategy_options": {},
+            "regime": "pretrained",
+            "distill": False,
+            "teacher": None,
+            "distillation": DistillConfig(),
+        }
+    )
     return RunConfig.model_validate(baseline.model_dump()).model_dump(exclude_defaults=True)
 
 
@@ -278,7 +317,9 @@ class SweepRunner:
         config = RunConfig.model_validate(spec)
         if (key := run_key(spec)) in self.teachers:
             return run_experiment(config, self.teachers[key], overwrite=True)
-        if config.teacher is not None and not Path(config.teacher).is_dir():  # its run finished in a sweep that kept no model
+        if (
+            config.teacher is not None and not Path(config.teacher).is_dir()
+        ):  # its run finished in a sweep that kept no model
             run_experiment(RunConfig.model_validate(teacher_of(spec)), config.teacher, overwrite=True)
         return run_experiment(config)
 
@@ -342,8 +383,14 @@ def finished_keys(conn: sqlite3.Connection) -> set[str]:
 
 def record(conn: sqlite3.Connection, spec: Spec, result: Result) -> None:
     """Store one finished run atomically; a key already present is left untouched."""
-    row = (run_key(spec), *(result[key] for key in IDENTITY),
-           result["score"], _now(), json.dumps(spec, sort_keys=True), json.dumps(result, sort_keys=True))
+    row = (
+        run_key(spec),
+        *(result[key] for key in IDENTITY),
+        result["score"],
+        _now(),
+        json.dumps(spec, sort_keys=True),
+        json.dumps(result, sort_keys=True),
+    )
     with conn:  # one transaction: commit on success, roll back on error
         conn.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
 
@@ -352,15 +399,19 @@ def record_failure(conn: sqlite3.Connection, key: str, spec: Spec, error: str, d
     """Store one failed attempt of a run (numbered from 1) atomically; returns the attempt number."""
     with conn:
         (attempts,) = conn.execute("SELECT COUNT(*) FROM failures WHERE run_key = ?", (key,)).fetchone()
-        conn.execute("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)",
-                     (key, attempts + 1, _now(), error, detail, json.dumps(spec, sort_keys=True)))
+        conn.execute(
+            "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+            (key, attempts + 1, _now(), error, detail, json.dumps(spec, sort_keys=True)),
+        )
     return attempts + 1
 
 
 def failure_counts(conn: sqlite3.Connection) -> dict[str, tuple[int, str]]:
-    """run key -> (failed attempts, the last error), for every run that ever failed."""
-    rows = conn.execute("SELECT run_key, COUNT(*), (SELECT error FROM failures g WHERE g.run_key = f.run_key "
-                        "ORDER BY attempt DESC LIMIT 1) FROM failures f GROUP BY run_key")
+    """Run key -> (failed attempts, the last error), for every run that ever failed."""
+    rows = conn.execute(
+        "SELECT run_key, COUNT(*), (SELECT error FROM failures g WHERE g.run_key = f.run_key "
+        "ORDER BY attempt DESC LIMIT 1) FROM failures f GROUP BY run_key"
+    )
     return {key: (count, error) for key, count, error in rows}
 
 
@@ -426,8 +477,14 @@ def describe_run(spec: Spec) -> str:
     return f"{run['model']} {run['task']} {run['strategy']} K={run['num_drop']} seed={run['seed']} {run['regime']}{distilled}"
 
 
-def run_sweep(specs: Sequence[Spec | Job], db_path: Path, runner: Runner | None = None, workers: int = 1,
-              console: Console | None = None, execution: ExecutionSettings | None = None) -> SweepOutcome:
+def run_sweep(
+    specs: Sequence[Spec | Job],
+    db_path: Path,
+    runner: Runner | None = None,
+    workers: int = 1,
+    console: Console | None = None,
+    execution: ExecutionSettings | None = None,
+) -> SweepOutcome:
     """Run every spec (or job) not yet in the database on the engine `execution` names, recording each as it ends.
 
     A failing run is recorded in the failures table and reported, and the rest of the grid still
@@ -445,10 +502,15 @@ def run_sweep(specs: Sequence[Spec | Job], db_path: Path, runner: Runner | None 
         _check_needs(waiting, {job.key for job in jobs} | done)
         if not waiting:
             return outcome
-        with open_engine(execution, runner or SweepRunner(), len(waiting)) as engine, \
-                SweepProgress(console, outcome.total, outcome.skipped) as progress:
-            console.print(f"sweep: {outcome.total} runs, {outcome.skipped} already in {db_path}, "
-                          f"{len(waiting)} to run on {engine.describe()}", highlight=False)
+        with (
+            open_engine(execution, runner or SweepRunner(), len(waiting)) as engine,
+            SweepProgress(console, outcome.total, outcome.skipped) as progress,
+        ):
+            console.print(
+                f"sweep: {outcome.total} runs, {outcome.skipped} already in {db_path}, "
+                f"{len(waiting)} to run on {engine.describe()}",
+                highlight=False,
+            )
             by_key = {job.key: job for job in jobs}
             running: dict[str, Job] = {}
             failed: set[str] = set()
@@ -465,8 +527,15 @@ def run_sweep(specs: Sequence[Spec | Job], db_path: Path, runner: Runner | None 
                 for job in blocked:
                     needed = by_key[next(key for key in job.needs if key in failed)]
                     error = LayerDropError(f"the run it needs failed ({describe_run(needed.spec)})")
-                    _fail(conn, job, Finished.failed(job.key, error, ""), outcome, progress, console,
-                          min(engine.slots(), len(running)))
+                    _fail(
+                        conn,
+                        job,
+                        Finished.failed(job.key, error, ""),
+                        outcome,
+                        progress,
+                        console,
+                        min(engine.slots(), len(running)),
+                    )
                     failed.add(job.key)
                 if not running:
                     continue
@@ -496,8 +565,15 @@ def _check_needs(jobs: list[Job], known: set[str]) -> None:
             raise ValueError(f"run {job.key} needs run {missing[0]}, which is neither in the sweep nor finished")
 
 
-def _fail(conn: sqlite3.Connection, job: Job, finished: Finished, outcome: SweepOutcome, progress: SweepProgress,
-          console: Console, running: int) -> None:
+def _fail(
+    conn: sqlite3.Connection,
+    job: Job,
+    finished: Finished,
+    outcome: SweepOutcome,
+    progress: SweepProgress,
+    console: Console,
+    running: int,
+) -> None:
     """Record and report one failed run; a bug (not a LayerDropError) shows its traceback where it ran."""
     error = finished.error
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -506,4 +582,3 @@ def _fail(conn: sqlite3.Connection, job: Job, finished: Finished, outcome: Sweep
     if not isinstance(error, LayerDropError) and finished.detail:
         console.print(finished.detail, style="dim", markup=False, highlight=False)
     progress.run_failed(describe_run(job.spec), message, running)
-

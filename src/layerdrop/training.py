@@ -23,7 +23,8 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -95,6 +96,7 @@ def tokenize(dataset: Dataset, tokenizer: Any, task: Task, max_length: int) -> D
     """
     if tokenizer is None:
         raise LayerDropError("this model has no tokenizer; fine-tuning needs one saved with the model")
+
     def encode(batch: dict[str, list]) -> dict[str, list]:
         encoded = tokenizer(*(batch[c] for c in task.text_columns), truncation=True, max_length=max_length)
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
@@ -144,7 +146,7 @@ class ShardedBatches(Sampler[list[int]]):
         """This process's indices of each global batch, in the sampler's order."""
         for batch in BatchSampler(self.sampler, self.batch_size, drop_last=False):
             share = self._share(len(batch))
-            yield batch[share.start:share.stop] or batch[:1]
+            yield batch[share.start : share.stop] or batch[:1]
 
     def weights(self) -> list[float]:
         """Loss weight of each of this process's batches in an epoch, in order."""
@@ -180,12 +182,16 @@ def finetune(
     set_seed(config.seed)
     objective = objective if objective is not None else TaskLoss()
     # split_batches: the scheduler steps once per optimizer step, not once per process.
-    accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision),
-                              dataloader_config=DataLoaderConfiguration(split_batches=True))
+    accelerator = Accelerator(
+        mixed_precision=_mixed_precision(config.mixed_precision),
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != accelerator.num_processes:  # torchrun without GPUs: each process would train alone
-        raise LayerDropError(f"started as {launched} processes but accelerate trains in {accelerator.num_processes}; "
-                             "without GPUs set ACCELERATE_USE_CPU=1 (accelerate launch --multi_gpu, or torchrun)")
+        raise LayerDropError(
+            f"started as {launched} processes but accelerate trains in {accelerator.num_processes}; "
+            "without GPUs set ACCELERATE_USE_CPU=1 (accelerate launch --multi_gpu, or torchrun)"
+        )
     if accelerator.num_processes > 1 and on_epoch_end is not None:
         raise LayerDropError("iterative dropping changes the model while it trains, which runs in one process only")
     data = tokenize(train, tokenizer, task, config.max_length)
@@ -270,7 +276,9 @@ def _forget_removed_parameters(optimizer: torch.optim.Optimizer, model: PreTrain
 
 
 @torch.inference_mode()
-def predict(model: PreTrainedModel, tokenizer: Any, task: Task, dataset: Dataset, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: PreTrainedModel, tokenizer: Any, task: Task, dataset: Dataset, config: TrainConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Logits and gold labels for every example of `dataset` (batched longest-first for speed)."""
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision))
     data = tokenize(dataset, tokenizer, task, config.max_length)

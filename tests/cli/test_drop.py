@@ -34,7 +34,9 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_minilm_top2_reloads_and_inspect_shows_the_drop(minilm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_minilm_top2_reloads_and_inspect_shows_the_drop(
+    minilm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "minilm-top2"
     result = layerdrop_in_process(capsys, "drop", minilm_dir, "--strategy", "top", "--num-drop", "2", "--output", out)
     assert result.returncode == 0, result.stderr
@@ -46,7 +48,9 @@ def test_minilm_top2_reloads_and_inspect_shows_the_drop(minilm_dir: Path, tmp_pa
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
     with torch.no_grad(), layers_skipped(AutoModel.from_pretrained(minilm_dir).eval(), [4, 5]) as reference:
-        expected = reference(**tokenizer(["layers can be dropped", "a smaller model"], padding=True, return_tensors="pt")).last_hidden_state[:, 0]
+        expected = reference(
+            **tokenizer(["layers can be dropped", "a smaller model"], padding=True, return_tensors="pt")
+        ).last_hidden_state[:, 0]
     torch.testing.assert_close(torch.tensor(json.loads(reloaded.stdout)), expected, rtol=0, atol=1e-6)
 
     summary = json.loads(layerdrop_in_process(capsys, "inspect", out, "--json").stdout)
@@ -88,7 +92,10 @@ def test_existing_output_needs_overwrite(tiny_dir: Path, tmp_path: Path, capsys:
         (["drop", "./no/such/model", "-k", "1", "-o", "{out}"], "no model at './no/such/model'"),
         (["drop", "{tiny}", "-k", "4", "-o", "{out}"], "--num-drop must be between 1 and 3"),
         (["drop", "{tiny}", "-o", "{out}"], "strategy 'top': --num-drop is required"),
-        (["drop", "{tiny}", "--layers", "1", "-k", "2", "-o", "{out}"], "--layers already says which layers to drop; leave out --num-drop"),
+        (
+            ["drop", "{tiny}", "--layers", "1", "-k", "2", "-o", "{out}"],
+            "--layers already says which layers to drop; leave out --num-drop",
+        ),
         (["drop", "{tiny}", "--layers", "0-3", "-o", "{out}"], "would leave none"),
         (["drop", "{tiny}", "--layers", "7", "-o", "{out}"], "out of range"),
         (["drop", "{tiny}", "--layers", "x", "-o", "{out}"], "not an index"),
@@ -102,7 +109,9 @@ def test_existing_output_needs_overwrite(tiny_dir: Path, tmp_path: Path, capsys:
         (["inspect", "/no/such/dir"], "no model at"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(args: list[str], fragment: str, tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_bad_input_is_one_line_exit_2(
+    args: list[str], fragment: str, tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from transformers import T5Config, T5Model
 
     t5 = tmp_path / "t5"
@@ -122,7 +131,19 @@ def test_bad_input_in_a_real_process(tmp_path: Path) -> None:
 def test_drop_by_contribution_from_a_text_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     model = save_scored_bert(tmp_path / "model", identity=IDENTITY)
     texts = write_texts(tmp_path / "texts.txt")
-    result = layerdrop_in_process(capsys, "drop", model, "--strategy", "contribution", "--threshold", "0.999", "--text-file", texts, "-o", tmp_path / "out")
+    result = layerdrop_in_process(
+        capsys,
+        "drop",
+        model,
+        "--strategy",
+        "contribution",
+        "--threshold",
+        "0.999",
+        "--text-file",
+        texts,
+        "-o",
+        tmp_path / "out",
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "out" / "config.json").read_text())["layer_dropping"]
     assert record["dropped_layers"] == [IDENTITY]
@@ -132,6 +153,18 @@ def test_drop_by_contribution_from_a_text_file(tmp_path: Path, capsys: pytest.Ca
 def test_drop_with_a_bad_threshold_fails_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     model = save_scored_bert(tmp_path / "model")
     texts = write_texts(tmp_path / "texts.txt")
-    result = layerdrop_in_process(capsys, "drop", model, "--strategy", "contribution", "--threshold", "1.5", "--text-file", texts, "-o", tmp_path / "out")
+    result = layerdrop_in_process(
+        capsys,
+        "drop",
+        model,
+        "--strategy",
+        "contribution",
+        "--threshold",
+        "1.5",
+        "--text-file",
+        texts,
+        "-o",
+        tmp_path / "out",
+    )
     assert_one_line_error(result, "--threshold: input should be less than or equal to 1")
     assert not (tmp_path / "out").exists()

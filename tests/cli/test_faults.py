@@ -28,20 +28,87 @@ from pathlib import Path
 
 import pytest
 
-from run_cli import assert_clean_failure, finish, layerdrop, layerdrop_in_process, lines, pause_at, start_layerdrop, unprivileged
+from run_cli import (
+    assert_clean_failure,
+    finish,
+    layerdrop,
+    layerdrop_in_process,
+    lines,
+    pause_at,
+    start_layerdrop,
+    unprivileged,
+)
 from sweep_results import write_db
 from tiny_checkpoints import DAMAGE, WEIGHTS, damage_weights, save_tiny_bert
 
 # Every command at its smallest: a few toy examples, one epoch, one tiny timing.
-TINY_TRAINING = ("--max-train-samples", "8", "--max-eval-samples", "8", "--epochs", "1", "--batch-size", "8", "--max-length", "16")
-TINY_BENCH = ("--batch-sizes", "1", "--seq-lens", "8", "--repeats", "1", "--warmup", "0", "--threads", "1", "--no-memory")
+TINY_TRAINING = (
+    "--max-train-samples",
+    "8",
+    "--max-eval-samples",
+    "8",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--max-length",
+    "16",
+)
+TINY_BENCH = (
+    "--batch-sizes",
+    "1",
+    "--seq-lens",
+    "8",
+    "--repeats",
+    "1",
+    "--warmup",
+    "0",
+    "--threads",
+    "1",
+    "--no-memory",
+)
 COMMANDS: dict[str, tuple[str, ...]] = {
     "drop": ("drop", "{model}", "-k", "1", "-o", "{out}"),
     "inspect": ("inspect", "{model}"),
     "analyze": ("analyze", "{model}", "--text-file", "{texts}", "-o", "{out}"),
-    "run": ("run", "{model}", "--task", "toy-sentiment", "--strategy", "top", "-k", "1", *TINY_TRAINING, "-o", "{out}", "--result", "{result}"),
-    "finetune": ("finetune", "{model}", "--task", "toy-sentiment", *TINY_TRAINING, "-o", "{out}", "--result", "{result}"),
-    "evaluate": ("evaluate", "{model}", "--task", "toy-sentiment", "--max-eval-samples", "8", "--max-length", "16", "--result", "{result}"),
+    "run": (
+        "run",
+        "{model}",
+        "--task",
+        "toy-sentiment",
+        "--strategy",
+        "top",
+        "-k",
+        "1",
+        *TINY_TRAINING,
+        "-o",
+        "{out}",
+        "--result",
+        "{result}",
+    ),
+    "finetune": (
+        "finetune",
+        "{model}",
+        "--task",
+        "toy-sentiment",
+        *TINY_TRAINING,
+        "-o",
+        "{out}",
+        "--result",
+        "{result}",
+    ),
+    "evaluate": (
+        "evaluate",
+        "{model}",
+        "--task",
+        "toy-sentiment",
+        "--max-eval-samples",
+        "8",
+        "--max-length",
+        "16",
+        "--result",
+        "{result}",
+    ),
     "bench": ("bench", "{model}", *TINY_BENCH, "--json", "{result}", "--csv", "{table}"),
     "report": ("report", "{db}", "-o", "{out}", "--formats", "md"),
     "sweep": ("sweep", "{config}", "--db", "{database}"),
@@ -53,8 +120,18 @@ SST2_ROWS = "the movie was good .\t1\nthe plot was dull .\t0\nthe cast is great 
 
 def sweep_config(**changes: object) -> str:
     """A one-run sweep of the tiny model on the toy task (JSON is YAML)."""
-    config = {"models": ["{model}"], "strategies": ["top"], "num_drop": [1], "tasks": ["toy-sentiment"], "include_full_model": False,
-              "run": {"max_train_samples": 8, "max_eval_samples": 8, "training": {"epochs": 1, "batch_size": 8, "max_length": 16}}}
+    config = {
+        "models": ["{model}"],
+        "strategies": ["top"],
+        "num_drop": [1],
+        "tasks": ["toy-sentiment"],
+        "include_full_model": False,
+        "run": {
+            "max_train_samples": 8,
+            "max_eval_samples": 8,
+            "training": {"epochs": 1, "batch_size": 8, "max_length": 16},
+        },
+    }
     return json.dumps({**config, **changes})
 
 
@@ -75,17 +152,29 @@ class Place:
         return self.root / "work"
 
     def values(self) -> dict[str, str]:
-        return {"model": str(self.model), "out": str(self.work / "out"), "result": str(self.work / "result.json"),
-                "table": str(self.work / "table.csv"), "texts": str(self.root / "texts.txt"), "data": str(self.root / "glue"),
-                "db": str(self.root / "results.sqlite"), "config": str(self.root / "sweep.yaml"),
-                "database": str(self.work / "sweep.sqlite"), "work": str(self.work), "root": str(self.root)}
+        return {
+            "model": str(self.model),
+            "out": str(self.work / "out"),
+            "result": str(self.work / "result.json"),
+            "table": str(self.work / "table.csv"),
+            "texts": str(self.root / "texts.txt"),
+            "data": str(self.root / "glue"),
+            "db": str(self.root / "results.sqlite"),
+            "config": str(self.root / "sweep.yaml"),
+            "database": str(self.work / "sweep.sqlite"),
+            "work": str(self.work),
+            "root": str(self.root),
+        }
 
     def fill(self, args: tuple[str, ...]) -> list[str]:
         return [arg.format(**self.values()) for arg in args]
 
     def snapshot(self) -> dict[str, bytes | None]:
         """Every path under the row's folder, with file contents: what a failed command must leave as it was."""
-        return {str(p.relative_to(self.root)): (p.read_bytes() if p.is_file() else None) for p in sorted(self.root.rglob("*"))}
+        return {
+            str(p.relative_to(self.root)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(self.root.rglob("*"))
+        }
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +255,9 @@ def _refill_split(split: str) -> Callable[[Place], None]:
 
 
 def _config(**changes: object) -> Callable[[Place], None]:
-    return lambda place: (place.root / "sweep.yaml").write_text(sweep_config(**changes).replace("{model}", str(place.model)))
+    return lambda place: (place.root / "sweep.yaml").write_text(
+        sweep_config(**changes).replace("{model}", str(place.model))
+    )
 
 
 def _untrained_head(place: Place) -> None:
@@ -188,57 +279,217 @@ def with_output(command: str, flag: str, value: str) -> tuple[str, ...]:
 
 LOADS_A_MODEL = ("drop", "inspect", "analyze", "run", "finetune", "evaluate", "bench")
 # (command, flag, what the flag names): every output location of every command.
-OUTPUT_FLAGS = [("drop", "-o", "dir"), ("analyze", "-o", "dir"), ("run", "-o", "dir"), ("run", "--result", "file"),
-                ("finetune", "-o", "dir"), ("finetune", "--result", "file"), ("evaluate", "--result", "file"),
-                ("bench", "--json", "file"), ("bench", "--csv", "file"), ("report", "-o", "dir"), ("sweep", "--db", "file")]
+OUTPUT_FLAGS = [
+    ("drop", "-o", "dir"),
+    ("analyze", "-o", "dir"),
+    ("run", "-o", "dir"),
+    ("run", "--result", "file"),
+    ("finetune", "-o", "dir"),
+    ("finetune", "--result", "file"),
+    ("evaluate", "--result", "file"),
+    ("bench", "--json", "file"),
+    ("bench", "--csv", "file"),
+    ("report", "-o", "dir"),
+    ("sweep", "--db", "file"),
+]
 ON_GLUE = ("--task", "sst2", "--data", "{data}")
 
 FAULTS: list[Fault] = [
     # A damaged or missing model.safetensors, on every command that loads a model (inspect included).
-    *(Fault(command, f"{how}-weights", _damage(how), "no weights in" if how == "missing" else "is not a readable safetensors file",
-            repairs=_restore_weights)
-      for command in LOADS_A_MODEL for how in DAMAGE),
+    *(
+        Fault(
+            command,
+            f"{how}-weights",
+            _damage(how),
+            "no weights in" if how == "missing" else "is not a readable safetensors file",
+            repairs=_restore_weights,
+        )
+        for command in LOADS_A_MODEL
+        for how in DAMAGE
+    ),
     # An output location whose parent is a file.
-    *(Fault(command, f"{flag.strip('-')}-parent-is-a-file", _file_at("blocker"), "'{work}/blocker' is a file, not a directory",
-            repairs=_remove("blocker"), args=with_output(command, flag, "{work}/blocker/inside"), first=True)
-      for command, flag, _ in OUTPUT_FLAGS),
+    *(
+        Fault(
+            command,
+            f"{flag.strip('-')}-parent-is-a-file",
+            _file_at("blocker"),
+            "'{work}/blocker' is a file, not a directory",
+            repairs=_remove("blocker"),
+            args=with_output(command, flag, "{work}/blocker/inside"),
+            first=True,
+        )
+        for command, flag, _ in OUTPUT_FLAGS
+    ),
     # A file name that names a folder, and a folder name that names a file.
-    *(Fault(command, f"{flag.strip('-')}-names-a-folder", _folder_at("taken"), "is a directory; give a file name",
-            repairs=_remove("taken"), args=with_output(command, flag, "{work}/taken"), first=True)
-      for command, flag, kind in OUTPUT_FLAGS if kind == "file"),
-    *(Fault(command, f"{flag.strip('-')}-names-a-file", _file_at("taken"), "exists and is not a directory",
-            repairs=_remove("taken"), args=with_output(command, flag, "{work}/taken"), first=True)
-      for command, flag, kind in OUTPUT_FLAGS if kind == "dir"),
+    *(
+        Fault(
+            command,
+            f"{flag.strip('-')}-names-a-folder",
+            _folder_at("taken"),
+            "is a directory; give a file name",
+            repairs=_remove("taken"),
+            args=with_output(command, flag, "{work}/taken"),
+            first=True,
+        )
+        for command, flag, kind in OUTPUT_FLAGS
+        if kind == "file"
+    ),
+    *(
+        Fault(
+            command,
+            f"{flag.strip('-')}-names-a-file",
+            _file_at("taken"),
+            "exists and is not a directory",
+            repairs=_remove("taken"),
+            args=with_output(command, flag, "{work}/taken"),
+            first=True,
+        )
+        for command, flag, kind in OUTPUT_FLAGS
+        if kind == "dir"
+    ),
     # An empty train or dev split.
-    Fault("run", "empty-train-tsv", _empty_split("train"), "the train split of sst2 in", repairs=_refill_split("train"),
-          args=("run", "{model}", *ON_GLUE, "--strategy", "top", "-k", "1", *TINY_TRAINING, "-o", "{out}", "--result", "{result}")),
-    Fault("run", "empty-dev-tsv", _empty_split("dev"), "the validation split of sst2 in", repairs=_refill_split("dev"),
-          args=("run", "{model}", *ON_GLUE, *TINY_TRAINING, "-o", "{out}", "--result", "{result}")),
-    Fault("finetune", "empty-train-tsv", _empty_split("train"), "the train split of sst2 in", repairs=_refill_split("train"),
-          args=("finetune", "{model}", *ON_GLUE, *TINY_TRAINING, "-o", "{out}", "--result", "{result}")),
-    Fault("evaluate", "empty-dev-tsv", _empty_split("dev"), "the validation split of sst2 in", repairs=_refill_split("dev"),
-          args=("evaluate", "{model}", *ON_GLUE, "--result", "{result}")),
-    Fault("analyze", "empty-dev-tsv", _empty_split("dev"), "the validation split of sst2 in", repairs=_refill_split("dev"),
-          args=("analyze", "{model}", *ON_GLUE, "-o", "{out}")),
-    Fault("drop", "empty-dev-tsv", _empty_split("dev"), "the validation split of sst2 in", repairs=_refill_split("dev"),
-          args=("drop", "{model}", "--strategy", "contribution", "-k", "1", *ON_GLUE, "-o", "{out}")),
+    Fault(
+        "run",
+        "empty-train-tsv",
+        _empty_split("train"),
+        "the train split of sst2 in",
+        repairs=_refill_split("train"),
+        args=(
+            "run",
+            "{model}",
+            *ON_GLUE,
+            "--strategy",
+            "top",
+            "-k",
+            "1",
+            *TINY_TRAINING,
+            "-o",
+            "{out}",
+            "--result",
+            "{result}",
+        ),
+    ),
+    Fault(
+        "run",
+        "empty-dev-tsv",
+        _empty_split("dev"),
+        "the validation split of sst2 in",
+        repairs=_refill_split("dev"),
+        args=("run", "{model}", *ON_GLUE, *TINY_TRAINING, "-o", "{out}", "--result", "{result}"),
+    ),
+    Fault(
+        "finetune",
+        "empty-train-tsv",
+        _empty_split("train"),
+        "the train split of sst2 in",
+        repairs=_refill_split("train"),
+        args=("finetune", "{model}", *ON_GLUE, *TINY_TRAINING, "-o", "{out}", "--result", "{result}"),
+    ),
+    Fault(
+        "evaluate",
+        "empty-dev-tsv",
+        _empty_split("dev"),
+        "the validation split of sst2 in",
+        repairs=_refill_split("dev"),
+        args=("evaluate", "{model}", *ON_GLUE, "--result", "{result}"),
+    ),
+    Fault(
+        "analyze",
+        "empty-dev-tsv",
+        _empty_split("dev"),
+        "the validation split of sst2 in",
+        repairs=_refill_split("dev"),
+        args=("analyze", "{model}", *ON_GLUE, "-o", "{out}"),
+    ),
+    Fault(
+        "drop",
+        "empty-dev-tsv",
+        _empty_split("dev"),
+        "the validation split of sst2 in",
+        repairs=_refill_split("dev"),
+        args=("drop", "{model}", "--strategy", "contribution", "-k", "1", *ON_GLUE, "-o", "{out}"),
+    ),
     # Sweep configs that are checked before anything runs.
-    Fault("sweep", "unknown-strategy", _config(strategies=["topp"]), "strategies[0]: unknown strategy 'topp' (did you mean 'top'?)",
-          repairs=_config(), first=True),
-    Fault("sweep", "strategy-option-typo", _config(strategy_options={"top": {"treshold": 0.9}}), "treshold does not go with strategy 'top'",
-          repairs=_config(strategy_options={"top": {"protect_last": True}}), first=True),
-    Fault("sweep", "iterative-too-few-epochs", _config(regimes=["iterative"]), "needs at least 2 epochs, got 1",
-          repairs=_config(regimes=["iterative"], run={"max_train_samples": 8, "max_eval_samples": 8, "training": {"epochs": 2, "batch_size": 8, "max_length": 16}}), first=True),
-    Fault("sweep", "unknown-key", _config(sede=[1]), "config: unknown key 'sede' (did you mean 'seeds'?)", repairs=_config(seeds=[1]), first=True),
+    Fault(
+        "sweep",
+        "unknown-strategy",
+        _config(strategies=["topp"]),
+        "strategies[0]: unknown strategy 'topp' (did you mean 'top'?)",
+        repairs=_config(),
+        first=True,
+    ),
+    Fault(
+        "sweep",
+        "strategy-option-typo",
+        _config(strategy_options={"top": {"treshold": 0.9}}),
+        "treshold does not go with strategy 'top'",
+        repairs=_config(strategy_options={"top": {"protect_last": True}}),
+        first=True,
+    ),
+    Fault(
+        "sweep",
+        "iterative-too-few-epochs",
+        _config(regimes=["iterative"]),
+        "needs at least 2 epochs, got 1",
+        repairs=_config(
+            regimes=["iterative"],
+            run={
+                "max_train_samples": 8,
+                "max_eval_samples": 8,
+                "training": {"epochs": 2, "batch_size": 8, "max_length": 16},
+            },
+        ),
+        first=True,
+    ),
+    Fault(
+        "sweep",
+        "unknown-key",
+        _config(sede=[1]),
+        "config: unknown key 'sede' (did you mean 'seeds'?)",
+        repairs=_config(seeds=[1]),
+        first=True,
+    ),
     # Arguments that make no sense together, refused before any loading.
-    Fault("drop", "no-k-or-layers", _nothing, "strategy 'top': --num-drop is required",
-          args=("drop", "{model}", "-o", "{out}"), fixed_args=("drop", "{model}", "-k", "1", "-o", "{out}"), first=True),
-    Fault("drop", "layers-with-k", _nothing, "--layers already says which layers to drop; leave out --num-drop",
-          args=("drop", "{model}", "--layers", "1", "-k", "2", "-o", "{out}"), fixed_args=("drop", "{model}", "--layers", "1", "-o", "{out}"),
-          first=True),
-    Fault("run", "unknown-strategy-before-loading", _nothing, "unknown strategy 'middle'",  # model and data do not even exist
-          args=("run", "{work}/no-model", "--task", "sst2", "--data", "{work}/no-data", "--strategy", "middle", "-k", "1", "-o", "{out}"),
-          fixed_args=COMMANDS["run"], first=True),
+    Fault(
+        "drop",
+        "no-k-or-layers",
+        _nothing,
+        "strategy 'top': --num-drop is required",
+        args=("drop", "{model}", "-o", "{out}"),
+        fixed_args=("drop", "{model}", "-k", "1", "-o", "{out}"),
+        first=True,
+    ),
+    Fault(
+        "drop",
+        "layers-with-k",
+        _nothing,
+        "--layers already says which layers to drop; leave out --num-drop",
+        args=("drop", "{model}", "--layers", "1", "-k", "2", "-o", "{out}"),
+        fixed_args=("drop", "{model}", "--layers", "1", "-o", "{out}"),
+        first=True,
+    ),
+    Fault(
+        "run",
+        "unknown-strategy-before-loading",
+        _nothing,
+        "unknown strategy 'middle'",  # model and data do not even exist
+        args=(
+            "run",
+            "{work}/no-model",
+            "--task",
+            "sst2",
+            "--data",
+            "{work}/no-data",
+            "--strategy",
+            "middle",
+            "-k",
+            "1",
+            "-o",
+            "{out}",
+        ),
+        fixed_args=COMMANDS["run"],
+        first=True,
+    ),
     Fault("evaluate", "never-fine-tuned-head", _untrained_head, "has no trained", repairs=_trained_head),
 ]
 
@@ -246,6 +497,7 @@ FAULTS: list[Fault] = [
 @contextmanager
 def no_loading(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Within the block, loading a model or fine-tuning fails the test: a fault must be found before any work."""
+
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("work started before the fault was found")
 
@@ -256,7 +508,13 @@ def no_loading(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.id for f in FAULTS])
-def test_fault(fault: Fault, tmp_path: Path, materials: dict[str, Path], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fault(
+    fault: Fault,
+    tmp_path: Path,
+    materials: dict[str, Path],
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     place = make_place(tmp_path, materials)
     fault.breaks(place)
     before = place.snapshot()
@@ -278,7 +536,10 @@ def test_fault(fault: Fault, tmp_path: Path, materials: dict[str, Path], capsys:
 
 # --- read-only output locations: one unprivileged process runs every row --------------------------------------
 
-LOCKED_ROWS = [(command, flag, f"{{root}}/locked/{'out' if kind == 'dir' else 'result.json'}") for command, flag, kind in OUTPUT_FLAGS]
+LOCKED_ROWS = [
+    (command, flag, f"{{root}}/locked/{'out' if kind == 'dir' else 'result.json'}")
+    for command, flag, kind in OUTPUT_FLAGS
+]
 LOCKED_IDS = [f"{command}-{flag.strip('-')}" for command, flag, _ in LOCKED_ROWS]
 
 # Runs each command of argv[1] (a JSON list of argument lists) through main(), as `layerdrop` would, and prints
@@ -312,22 +573,33 @@ print(json.dumps(results))
 
 
 @pytest.fixture(scope="module")
-def locked(tmp_path_factory: pytest.TempPathFactory, materials: dict[str, Path]) -> dict[str, tuple[Place, list[str], subprocess.CompletedProcess, dict]]:
+def locked(
+    tmp_path_factory: pytest.TempPathFactory, materials: dict[str, Path]
+) -> dict[str, tuple[Place, list[str], subprocess.CompletedProcess, dict]]:
     """Every read-only row, run at once in one process without the rights that ignore file permissions."""
     prefix = unprivileged()
     rows = {}
-    for row_id, (command, flag, location) in [*zip(LOCKED_IDS, LOCKED_ROWS, strict=True), ("demo-o", ("demo", "-o", "{root}/locked/demo"))]:
+    for row_id, (command, flag, location) in [
+        *zip(LOCKED_IDS, LOCKED_ROWS, strict=True),
+        ("demo-o", ("demo", "-o", "{root}/locked/demo")),
+    ]:
         place = make_place(tmp_path_factory.mktemp(row_id), materials)
         (place.root / "locked").mkdir()
         (place.root / "locked").chmod(0o555)
         args = place.fill(with_output(command, flag, location) if command in COMMANDS else ("demo", "-o", location))
         rows[row_id] = (place, args, place.snapshot())
-    done = subprocess.run([*prefix, sys.executable, "-c", LOCKED_RUNNER, json.dumps([args for _, args, _ in rows.values()])],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", LOCKED_RUNNER, json.dumps([args for _, args, _ in rows.values()])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout.strip().splitlines()[-1])
-    return {row_id: (place, args, subprocess.CompletedProcess(args, **result), before)
-            for (row_id, (place, args, before)), result in zip(rows.items(), results, strict=True)}
+    return {
+        row_id: (place, args, subprocess.CompletedProcess(args, **result), before)
+        for (row_id, (place, args, before)), result in zip(rows.items(), results, strict=True)
+    }
 
 
 @pytest.mark.slow  # the unprivileged process that runs every row takes ~10 s
@@ -343,8 +615,13 @@ def test_read_only_output_location(row_id: str, locked: dict, capsys: pytest.Cap
 
 
 @pytest.mark.parametrize("where", ["parent-is-a-file", pytest.param("read-only", marks=pytest.mark.slow)])
-def test_demo_refuses_a_bad_output_before_any_work(where: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_refuses_a_bad_output_before_any_work(
+    where: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Whatever `demo` trains (it is to be rewritten), a bad --output fails before it starts.
 
     The corrected demo trains a real model for minutes, so it is not run here; `make demo` runs it.
@@ -374,7 +651,9 @@ def umask(mask: int) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("command", ["drop", "analyze", "run", "finetune", "evaluate", "bench", "report"])
-def test_outputs_follow_the_umask(command: str, tmp_path: Path, materials: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+def test_outputs_follow_the_umask(
+    command: str, tmp_path: Path, materials: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
     place = make_place(tmp_path, materials)
     with umask(0o002):  # neither the 0700/0600 of temporary files nor the usual 0755/0644
         result = layerdrop_in_process(capsys, *place.fill(COMMANDS[command]))
@@ -396,14 +675,29 @@ def test_loading_training_evaluating_and_saving_print_no_library_chatter(tmp_pat
     (pyarrow would warn about sorting) and saves (transformers would show a bar per file written).
     """
     base = save_tiny_bert(tmp_path / "base", head=False)
-    done = layerdrop("run", base, "--task", "toy-sentiment", *TINY_TRAINING, "-o", tmp_path / "out", "--result", tmp_path / "r.json")
+    done = layerdrop(
+        "run", base, "--task", "toy-sentiment", *TINY_TRAINING, "-o", tmp_path / "out", "--result", tmp_path / "r.json"
+    )
     assert done.returncode == 0, done.stderr
-    for noise in ("LOAD REPORT", "MISSING", "Some weights", "\x1b[", "FutureWarning", "Warning", "Loading weights", "Writing model shards"):
+    for noise in (
+        "LOAD REPORT",
+        "MISSING",
+        "Some weights",
+        "\x1b[",
+        "FutureWarning",
+        "Warning",
+        "Loading weights",
+        "Writing model shards",
+    ):
         assert noise not in done.stderr, done.stderr
-    assert [line for line in lines(done.stderr) if not line.lstrip("\r").startswith(("fine-tuning", "evaluating"))] == [], done.stderr
+    assert [
+        line for line in lines(done.stderr) if not line.lstrip("\r").startswith(("fine-tuning", "evaluating"))
+    ] == [], done.stderr
 
 
-def test_analyze_table_keeps_its_bracketed_headers(tmp_path: Path, materials: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+def test_analyze_table_keeps_its_bracketed_headers(
+    tmp_path: Path, materials: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
     place = make_place(tmp_path, materials)
     result = layerdrop_in_process(capsys, *place.fill(COMMANDS["analyze"]))
     assert result.returncode == 0, result.stderr
@@ -412,8 +706,9 @@ def test_analyze_table_keeps_its_bracketed_headers(tmp_path: Path, materials: di
 
 
 @pytest.mark.parametrize("command", ["sweep", "bench"])
-def test_progress_is_printed_line_by_line_when_not_on_a_terminal(command: str, tmp_path: Path, materials: dict[str, Path],
-                                                                 capsys: pytest.CaptureFixture) -> None:
+def test_progress_is_printed_line_by_line_when_not_on_a_terminal(
+    command: str, tmp_path: Path, materials: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
     place = make_place(tmp_path, materials)
     result = layerdrop_in_process(capsys, *place.fill(COMMANDS[command]))
     assert result.returncode == 0, result.stderr
@@ -423,7 +718,10 @@ def test_progress_is_printed_line_by_line_when_not_on_a_terminal(command: str, t
 
 # --- signals: Ctrl-C, SIGTERM and SIGKILL in the middle of the work -----------------------------------------------
 
-SAVING, TRAINING = "layerdrop.checkpoint:model_card", "torch.optim:AdamW.step"  # inside save_model's staging; a training step
+SAVING, TRAINING = (
+    "layerdrop.checkpoint:model_card",
+    "torch.optim:AdamW.step",
+)  # inside save_model's staging; a training step
 SIGNALLED = [
     # (command, where it is held when the signal comes, signal, exit code, message)
     ("drop", SAVING, signal.SIGINT, 130, "interrupted"),
@@ -450,10 +748,23 @@ def staging_in(place: Place) -> list[Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("command", "held", "signum", "code", "message"), SIGNALLED,
-                         ids=[f"{c}-{signal.Signals(s).name}-while-{'saving' if h == SAVING else 'training'}" for c, h, s, _, _ in SIGNALLED])
-def test_a_signal_stops_the_command_promptly_and_leaves_nothing(command: str, held: str, signum: int, code: int, message: str,
-                                                                  tmp_path: Path, materials: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("command", "held", "signum", "code", "message"),
+    SIGNALLED,
+    ids=[
+        f"{c}-{signal.Signals(s).name}-while-{'saving' if h == SAVING else 'training'}" for c, h, s, _, _ in SIGNALLED
+    ],
+)
+def test_a_signal_stops_the_command_promptly_and_leaves_nothing(
+    command: str,
+    held: str,
+    signum: int,
+    code: int,
+    message: str,
+    tmp_path: Path,
+    materials: dict[str, Path],
+    capsys: pytest.CaptureFixture,
+) -> None:
     place, marker = make_place(tmp_path / "place", materials), tmp_path / "held"
     before = place.snapshot()
     args = place.fill(COMMANDS[command])
@@ -480,7 +791,9 @@ def test_a_signal_stops_the_command_promptly_and_leaves_nothing(command: str, he
 
 
 @pytest.mark.slow
-def test_staging_left_by_a_killed_save_is_removed_by_the_next_run(tmp_path: Path, materials: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+def test_staging_left_by_a_killed_save_is_removed_by_the_next_run(
+    tmp_path: Path, materials: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
     place, marker = make_place(tmp_path / "place", materials), tmp_path / "held"
     args = place.fill(COMMANDS["drop"])
     process = start_layerdrop(*args, prelude=pause_at(SAVING, marker))

@@ -40,12 +40,17 @@ def validation_error() -> Exception:
         (LayerDropError("no model at 'x'"), 2, "error: no model at 'x'"),
         (OSError(errno.ENOSPC, "No space left on device", "/data/out"), 2, "error: No space left on device: /data/out"),
         (PermissionError(errno.EACCES, "Permission denied", "/data"), 2, "error: Permission denied: /data"),
-        (validation_error(), 2, "error: --size: input should be a valid integer, unable to parse string as an integer (got 'big')"),
+        (
+            validation_error(),
+            2,
+            "error: --size: input should be a valid integer, unable to parse string as an integer (got 'big')",
+        ),
         (KeyboardInterrupt(), 130, "error: interrupted"),
     ],
 )
-def test_user_errors_and_interrupts_are_one_line(error: BaseException, code: int, message: str, capsys: pytest.CaptureFixture,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_errors_and_interrupts_are_one_line(
+    error: BaseException, code: int, message: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("layerdrop.summary.model_summary", failing_with(error))
     result = layerdrop_in_process(capsys, "inspect", "some-model")
     assert_clean_failure(result, message, code=code, max_lines=1)
@@ -57,8 +62,14 @@ def test_a_bug_keeps_its_traceback(capsys: pytest.CaptureFixture, monkeypatch: p
         layerdrop_in_process(capsys, "inspect", "some-model")
 
 
-@pytest.mark.parametrize(("args", "message"), [(["inspect"], "Missing argument 'model'"), (["nope"], "No such command 'nope'"),
-                                               (["drop", "m", "-o", "x", "--bogus"], "No such option: --bogus")])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["inspect"], "Missing argument 'model'"),
+        (["nope"], "No such command 'nope'"),
+        (["drop", "m", "-o", "x", "--bogus"], "No such option: --bogus"),
+    ],
+)
 def test_usage_errors_are_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
     assert_clean_failure(layerdrop_in_process(capsys, *args), message, max_lines=1)
 

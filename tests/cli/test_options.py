@@ -12,7 +12,9 @@ from layerdrop.settings import TrainConfig
 from run_cli import assert_clean_failure, layerdrop_in_process
 
 
-def test_run_has_a_flag_per_training_field_with_its_default_and_help(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_has_a_flag_per_training_field_with_its_default_and_help(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COLUMNS", "250")  # one option per line in the help
     text = layerdrop_in_process(capsys, "run", "--help").stdout
     for name, field in TrainConfig.model_fields.items():

@@ -71,10 +71,42 @@ def test_labels_map_to_hub_ids(tmp_path):
 
 
 def test_mnli_tsv_columns(tmp_path):
-    header = ["index", "promptID", "pairID", "genre", "s1_bp", "s2_bp", "s1_p", "s2_p",
-              "sentence1", "sentence2", "label1", "label2", "label3", "label4", "label5", "gold_label"]
-    row = ["0", "1", "1n", "fiction", "(", "(", "(", "(", "premise.", "hypothesis.",
-           "neutral", "neutral", "contradiction", "neutral", "neutral", "neutral"]
+    header = [
+        "index",
+        "promptID",
+        "pairID",
+        "genre",
+        "s1_bp",
+        "s2_bp",
+        "s1_p",
+        "s2_p",
+        "sentence1",
+        "sentence2",
+        "label1",
+        "label2",
+        "label3",
+        "label4",
+        "label5",
+        "gold_label",
+    ]
+    row = [
+        "0",
+        "1",
+        "1n",
+        "fiction",
+        "(",
+        "(",
+        "(",
+        "(",
+        "premise.",
+        "hypothesis.",
+        "neutral",
+        "neutral",
+        "contradiction",
+        "neutral",
+        "neutral",
+        "neutral",
+    ]
     write(tmp_path / "MNLI" / "dev_mismatched.tsv", "\t".join(header) + "\n" + "\t".join(row) + "\n")
     dataset = load_split(get_task("mnli"), "validation_mismatched", tmp_path)
     assert dataset.to_dict() == {"premise": ["premise."], "hypothesis": ["hypothesis."], "label": [1]}
@@ -147,9 +179,7 @@ def test_available_splits(tmp_path):
 
 def test_hub_parquet_layout(tmp_path):
     (tmp_path / "MNLI").mkdir()
-    frame = pd.DataFrame(
-        {"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "label": [2, 0], "idx": [0, 1]}
-    )
+    frame = pd.DataFrame({"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "label": [2, 0], "idx": [0, 1]})
     frame.to_parquet(tmp_path / "MNLI" / "validation_matched-00000-of-00001.parquet")
     dataset = load_split(get_task("mnli"), "dev_matched", tmp_path)
     assert dataset.to_dict() == {"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "label": [2, 0]}
@@ -213,9 +243,7 @@ def test_toy_task_needs_no_hub(monkeypatch):
 
 
 def test_split_dev_is_deterministic():
-    dev = Dataset.from_dict(
-        {"sentence": [str(i) for i in range(100)], "label": [i % 2 for i in range(100)]}
-    )
+    dev = Dataset.from_dict({"sentence": [str(i) for i in range(100)], "label": [i % 2 for i in range(100)]})
     train, held_out = split_dev(dev, 0.8, seed=1)
     again, _ = split_dev(dev, 0.8, seed=1)
     other, _ = split_dev(dev, 0.8, seed=2)
@@ -266,13 +294,19 @@ def test_load_files_errors(tmp_path):
 # --- the real GLUE files -----------------------------------------------------------------------
 
 REAL_COUNTS = [
-    ("cola", "train", 8551), ("cola", "validation", 1043),
-    ("sst2", "train", 67349), ("sst2", "validation", 872),
-    ("stsb", "train", 5749), ("stsb", "validation", 1500),
-    ("rte", "train", 2490), ("rte", "validation", 277),
-    ("wnli", "train", 635), ("wnli", "validation", 71),
+    ("cola", "train", 8551),
+    ("cola", "validation", 1043),
+    ("sst2", "train", 67349),
+    ("sst2", "validation", 872),
+    ("stsb", "train", 5749),
+    ("stsb", "validation", 1500),
+    ("rte", "train", 2490),
+    ("rte", "validation", 277),
+    ("wnli", "train", 635),
+    ("wnli", "validation", 71),
     ("qnli", "validation", 5463),
-    ("mnli", "validation_matched", 9815), ("mnli", "validation_mismatched", 9832),
+    ("mnli", "validation_matched", 9815),
+    ("mnli", "validation_mismatched", 9832),
     ("qqp", "validation", 40430),
 ]
 

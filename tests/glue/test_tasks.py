@@ -15,9 +15,17 @@ def test_all_nine_glue_tasks_and_the_toy_task_are_registered():
 
 @pytest.mark.parametrize(
     ("alias", "name"),
-    [("SST-2", "sst2"), ("sst2", "sst2"), ("sts-b", "stsb"), ("STS-B", "stsb"), ("stsb", "stsb"),
-     ("MNLI", "mnli"), ("CoLA", "cola"),
-     ("Toy-Sentiment", "toy-sentiment"), ("toy_sentiment", "toy-sentiment")],
+    [
+        ("SST-2", "sst2"),
+        ("sst2", "sst2"),
+        ("sts-b", "stsb"),
+        ("STS-B", "stsb"),
+        ("stsb", "stsb"),
+        ("MNLI", "mnli"),
+        ("CoLA", "cola"),
+        ("Toy-Sentiment", "toy-sentiment"),
+        ("toy_sentiment", "toy-sentiment"),
+    ],
 )
 def test_get_task_ignores_case_and_punctuation(alias, name):
     assert get_task(alias).name == name

@@ -26,7 +26,7 @@ def test_toy_labels_follow_negation_and_connectives():
     splits = toy_splits(n_train=300, n_dev=100)
     rows = splits["train"].to_list() + splits["validation"].to_list()
     seen_words = {word for row in splits["train"].to_list() for word in row["sentence"].split()}
-    assert not seen_words & set(toy.POSITIVE[-toy.HELD_OUT:] + toy.NEGATIVE[-toy.HELD_OUT:])
+    assert not seen_words & set(toy.POSITIVE[-toy.HELD_OUT :] + toy.NEGATIVE[-toy.HELD_OUT :])
     assert all(not NEGATORS.search(plain) and NEGATORS.search(negated) for plain, negated in toy.CLAUSES)
     for row in rows:
         sentence = row["sentence"].removesuffix(" .")

@@ -19,17 +19,30 @@ from scoring_inputs import IDENTITY, batches, select, tiny_llama
 from tiny_models import TINY, tiny_inputs, tiny_model
 
 
-@pytest.mark.parametrize("model_type", sorted(t for t, (head, _) in TINY.items() if head.endswith("ForSequenceClassification") and t != "albert"))
+@pytest.mark.parametrize(
+    "model_type",
+    sorted(t for t, (head, _) in TINY.items() if head.endswith("ForSequenceClassification") and t != "albert"),
+)
 def test_reuse_agrees_with_the_naive_search_on_every_classifier(model_type: str) -> None:
     model = tiny_model(model_type)
     data = [dict(tiny_inputs(batch=4, length=9, seed=seed), labels=torch.tensor([0, 1, 1, 0])) for seed in range(2)]
-    runs = [greedy_search(model, data, range(4), max_steps=2, objective="loss", reuse=reuse, progress=False) for reuse in (True, False)]
+    runs = [
+        greedy_search(model, data, range(4), max_steps=2, objective="loss", reuse=reuse, progress=False)
+        for reuse in (True, False)
+    ]
     assert runs[0].removed == runs[1].removed and runs[0].trace == runs[1].trace
 
 
 def test_greedy_refuses_albert_whose_layers_are_one() -> None:
     with pytest.raises(LayerDropError, match="ALBERT"):
-        greedy_search(tiny_model("albert"), batches(labels=torch.zeros(24, dtype=torch.long)), range(4), max_steps=1, objective="loss", progress=False)
+        greedy_search(
+            tiny_model("albert"),
+            batches(labels=torch.zeros(24, dtype=torch.long)),
+            range(4),
+            max_steps=1,
+            objective="loss",
+            progress=False,
+        )
 
 
 def test_an_identity_layer_is_removed_first_by_loss() -> None:
@@ -44,7 +57,10 @@ def test_an_identity_layer_is_removed_first_by_loss() -> None:
 def test_greedy_by_score_with_reuse_matches_the_naive_search(model_type: str) -> None:
     model = tiny_model(model_type)
     data = batches(labels=torch.randint(0, 2, (24,), generator=torch.Generator().manual_seed(3)))
-    runs = [greedy_search(model, data, range(4), max_steps=3, task=get_task("rte"), reuse=reuse, progress=False) for reuse in (True, False)]
+    runs = [
+        greedy_search(model, data, range(4), max_steps=3, task=get_task("rte"), reuse=reuse, progress=False)
+        for reuse in (True, False)
+    ]
     assert runs[0].removed == runs[1].removed
     assert runs[0].trace == runs[1].trace and runs[0].baseline == runs[1].baseline
 
@@ -55,7 +71,9 @@ def test_greedy_scores_equal_those_of_the_model_with_the_layers_really_dropped()
     result = greedy_search(model, data, [0, 1, 2], max_steps=2, objective="loss", progress=False)
     assert 3 not in result.removed  # protected
     smaller = drop_layers(copy.deepcopy(model), result.removed)
-    assert greedy_search(smaller, data, [], max_steps=0, objective="loss", progress=False).baseline.loss == pytest.approx(result.trace[-1].loss, rel=1e-5)
+    assert greedy_search(
+        smaller, data, [], max_steps=0, objective="loss", progress=False
+    ).baseline.loss == pytest.approx(result.trace[-1].loss, rel=1e-5)
 
 
 def test_greedy_stops_before_the_score_falls_too_far() -> None:

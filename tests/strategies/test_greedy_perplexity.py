@@ -1,5 +1,6 @@
 """Greedy layer removal by perplexity on decoder LLMs (SLEB): reuse equals the naive search, and each
-step's perplexity equals that of the model with those layers really dropped, computed by hand."""
+step's perplexity equals that of the model with those layers really dropped, computed by hand.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +50,10 @@ def perplexity_by_hand(model: torch.nn.Module, batches: list[dict[str, torch.Ten
 def test_greedy_by_perplexity_with_reuse_matches_naive_search_and_real_dropping(model_type: str) -> None:
     model = tiny_model(model_type)
     data = text_batches()
-    runs = [greedy_search(model, data, range(4), max_steps=2, objective="perplexity", reuse=reuse, progress=False) for reuse in (True, False)]
+    runs = [
+        greedy_search(model, data, range(4), max_steps=2, objective="perplexity", reuse=reuse, progress=False)
+        for reuse in (True, False)
+    ]
     assert runs[0].removed == runs[1].removed
     assert [e.loss for e in runs[0].trace] == pytest.approx([e.loss for e in runs[1].trace], rel=1e-6)
     assert math.exp(runs[0].baseline.loss) == pytest.approx(perplexity_by_hand(model, data), rel=1e-6)
@@ -67,4 +71,6 @@ def test_greedy_strategy_on_a_decoder_defaults_to_perplexity_and_records_it() ->
 
 def test_perplexity_needs_a_language_model() -> None:
     with pytest.raises(LayerDropError, match="perplexity needs a causal language model"):
-        greedy_search(tiny_model("mistral"), text_batches(), range(4), max_steps=1, objective="perplexity", progress=False)
+        greedy_search(
+            tiny_model("mistral"), text_batches(), range(4), max_steps=1, objective="perplexity", progress=False
+        )

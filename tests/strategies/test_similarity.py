@@ -17,7 +17,10 @@ from tiny_models import TINY, tiny_inputs, tiny_model
 
 def _reference_cosines(hidden_states: tuple[torch.Tensor, ...], index: torch.Tensor) -> list[float]:
     rows = torch.arange(len(index))
-    return [float(F.cosine_similarity(a[rows, index], b[rows, index], dim=-1).mean()) for a, b in zip(hidden_states, hidden_states[1:], strict=False)]
+    return [
+        float(F.cosine_similarity(a[rows, index], b[rows, index], dim=-1).mean())
+        for a, b in zip(hidden_states, hidden_states[1:], strict=False)
+    ]
 
 
 def test_hook_scores_match_output_hidden_states_on_an_encoder() -> None:
@@ -26,7 +29,9 @@ def test_hook_scores_match_output_hidden_states_on_an_encoder() -> None:
     with torch.inference_mode():
         states = model(**batch, output_hidden_states=True).hidden_states
     scores = layer_similarity(model, [batch], progress=False)
-    assert scores.contribution("first") == pytest.approx(_reference_cosines(states, torch.zeros(8, dtype=torch.long)), abs=1e-5)
+    assert scores.contribution("first") == pytest.approx(
+        _reference_cosines(states, torch.zeros(8, dtype=torch.long)), abs=1e-5
+    )
     mask = batch["attention_mask"].bool()
     tokens = [float(F.cosine_similarity(a, b, dim=-1)[mask].mean()) for a, b in zip(states, states[1:], strict=False)]
     assert scores.block_influence() == pytest.approx([1 - t for t in tokens], abs=1e-5)

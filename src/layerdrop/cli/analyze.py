@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -17,7 +17,10 @@ from layerdrop.strategies.base import Pooling
 def analyze(
     model: ModelArg,
     output: Output,
-    pooling: Annotated[Optional[Pooling], typer.Option(help="token(s) compared: first, last or mean (default: first for encoders, last for decoders)")] = None,
+    pooling: Annotated[
+        Pooling | None,
+        typer.Option(help="token(s) compared: first, last or mean (default: first for encoders, last for decoders)"),
+    ] = None,
     head: Head = None,
     overwrite: Overwrite = False,
     calibration: dict[str, Any] | None = None,
@@ -50,6 +53,13 @@ def _print_table(rows: list[dict[str, float]]) -> None:
     headers = ("layer", "cos (first)", "cos (last)", "cos (mean)", "block infl.", "angular", "weight rms")
     table = Table(*headers)
     for row in rows:
-        values = (row["cosine_first_token"], row["cosine_last_token"], row["cosine_mean"], row["block_influence"], row["angular_distance"], row["parameter_norm"])
+        values = (
+            row["cosine_first_token"],
+            row["cosine_last_token"],
+            row["cosine_mean"],
+            row["block_influence"],
+            row["angular_distance"],
+            row["parameter_norm"],
+        )
         table.add_row(str(row["layer"]), *(f"{v:.4f}" for v in values))
     Console().print(table)

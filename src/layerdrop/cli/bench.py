@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,12 +24,19 @@ if TYPE_CHECKING:
 @app.command()
 @settings_options(BenchSettings, GenerationBenchSettings, into="settings", optional=True)
 def bench(
-    models: Annotated[list[str], typer.Argument(help="hub names or local checkpoints; speed-ups are relative to the first")],
+    models: Annotated[
+        list[str], typer.Argument(help="hub names or local checkpoints; speed-ups are relative to the first")
+    ],
     generate: Annotated[
-        bool, typer.Option("--generate", help="decoders: time generation with the KV cache (time to first token, tokens/s)")
+        bool,
+        typer.Option("--generate", help="decoders: time generation with the KV cache (time to first token, tokens/s)"),
     ] = False,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="also write every figure, raw timings included, as JSON")] = None,
-    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="also write one row per model and cell as CSV")] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="also write every figure, raw timings included, as JSON")
+    ] = None,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="also write one row per model and cell as CSV")
+    ] = None,
     overwrite: Overwrite = False,
     settings: dict[str, Any] | None = None,
 ) -> None:
@@ -101,24 +108,56 @@ def _table(report: BenchReport) -> Table:
     caption = [
         f"{report.device_name}, {settings['dtype']}, {report.threads} threads, median of {settings['repeats']} after {settings['warmup']} warm-up",
         *(_describe(label, model) for label, model in zip(labels, report.models)),
-        *([f"memory: {report.memory_method}; act. = peak minus memory before the forward"] if report.memory_method else []),
+        *(
+            [f"memory: {report.memory_method}; act. = peak minus memory before the forward"]
+            if report.memory_method
+            else []
+        ),
         "ideal = FLOPs of the first model / FLOPs of this one",
         *report.notes,
     ]
     busiest = max(cell.background_cpu or 0.0 for m in report.models for cell in m.cells)
     if busiest > 0.1:
-        caption.append(f"warning: other processes kept up to {busiest:.0%} of the CPUs busy while timing; the timings are noisy")
-    table = Table(title="layerdrop bench", caption="\n".join(caption), caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for column in ("batch\n×len", "model", "GFLOP", "median\nms", "p90\nms", "seq/s", "peak\nMiB", "act.\nMiB", "speed\n-up", "ideal", "meas./\nideal"):
+        caption.append(
+            f"warning: other processes kept up to {busiest:.0%} of the CPUs busy while timing; the timings are noisy"
+        )
+    table = Table(
+        title="layerdrop bench",
+        caption="\n".join(caption),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in (
+        "batch\n×len",
+        "model",
+        "GFLOP",
+        "median\nms",
+        "p90\nms",
+        "seq/s",
+        "peak\nMiB",
+        "act.\nMiB",
+        "speed\n-up",
+        "ideal",
+        "meas./\nideal",
+    ):
         table.add_column(column, justify="left" if column == "model" else "right", overflow="fold")
     for index in range(len(report.models[0].cells)):
         for label, model in zip(labels, report.models):
             cell = model.cells[index]
             table.add_row(
-                f"{cell.batch_size}×{cell.seq_len}", label, f"{cell.flops / 1e9:,.2f}",
-                f"{cell.median_ms:.1f}", f"{cell.p90_ms:.1f}", f"{cell.throughput:.{1 if cell.throughput < 100 else 0}f}",
-                _mib(cell.peak_memory_bytes, digits=0), _mib(cell.activation_memory_bytes),
-                f"{cell.speedup:.2f}", f"{cell.ideal_speedup:.2f}", f"{cell.speedup_vs_ideal:.3f}",
+                f"{cell.batch_size}×{cell.seq_len}",
+                label,
+                f"{cell.flops / 1e9:,.2f}",
+                f"{cell.median_ms:.1f}",
+                f"{cell.p90_ms:.1f}",
+                f"{cell.throughput:.{1 if cell.throughput < 100 else 0}f}",
+                _mib(cell.peak_memory_bytes, digits=0),
+                _mib(cell.activation_memory_bytes),
+                f"{cell.speedup:.2f}",
+                f"{cell.ideal_speedup:.2f}",
+                f"{cell.speedup_vs_ideal:.3f}",
                 end_section=model is report.models[-1],
             )
     return table
@@ -134,18 +173,40 @@ def _generation_table(report: GenerationReport) -> Table:
     caption = [
         f"{report.device_name}, {settings['dtype']}, {report.threads} threads, greedy, {settings['prompt_tokens']} prompt tokens "
         f"then {settings['new_tokens']} new, KV cache, median of {settings['repeats']}",
-        *(f"{label}: {m.model}, {m.num_layers} layers, {m.parameters:,} parameters" for label, m in zip(labels, report.models)),
+        *(
+            f"{label}: {m.model}, {m.num_layers} layers, {m.parameters:,} parameters"
+            for label, m in zip(labels, report.models)
+        ),
         "ideal = FLOPs of the first model's generation / FLOPs of this one's (embeddings and LM head included)",
     ]
-    table = Table(title="layerdrop bench --generate", caption="\n".join(caption), caption_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("batch", "model", "GFLOP", "first token\nms", "total\nms", "tokens/s", "speed\n-up", "ideal", "meas./\nideal"):
+    table = Table(
+        title="layerdrop bench --generate", caption="\n".join(caption), caption_justify="left", box=box.SIMPLE_HEAD
+    )
+    for column in (
+        "batch",
+        "model",
+        "GFLOP",
+        "first token\nms",
+        "total\nms",
+        "tokens/s",
+        "speed\n-up",
+        "ideal",
+        "meas./\nideal",
+    ):
         table.add_column(column, justify="left" if column == "model" else "right")
     for index in range(len(report.models[0].cells)):
         for label, model in zip(labels, report.models):
             cell = model.cells[index]
             table.add_row(
-                str(cell.batch_size), label, f"{cell.flops / 1e9:,.1f}", f"{cell.first_token_ms:.0f}", f"{cell.total_ms:.0f}",
-                f"{cell.tokens_per_second:.1f}", f"{cell.speedup:.2f}", f"{cell.ideal_speedup:.2f}", f"{cell.speedup_vs_ideal:.3f}",
+                str(cell.batch_size),
+                label,
+                f"{cell.flops / 1e9:,.1f}",
+                f"{cell.first_token_ms:.0f}",
+                f"{cell.total_ms:.0f}",
+                f"{cell.tokens_per_second:.1f}",
+                f"{cell.speedup:.2f}",
+                f"{cell.ideal_speedup:.2f}",
+                f"{cell.speedup_vs_ideal:.3f}",
                 end_section=model is report.models[-1],
             )
     return table

@@ -32,12 +32,13 @@ DISTILLATION = {"hidden_weight": 1.0}
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("--output", "-o", help="folder for the results, the teacher and the distilled top-2 model")] = Path(
-        "out/demo"
-    ),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="folder for the results, the teacher and the distilled top-2 model")
+    ] = Path("out/demo"),
 ) -> None:
     """Fine-tune the bundled all-MiniLM-L6-v2 on the toy task, drop 2 of its 6 layers three ways, recover each by
-    fine-tuning and by distillation, and measure the speed-up; print one table."""
+    fine-tuning and by distillation, and measure the speed-up; print one table.
+    """
     from rich.console import Console
 
     from layerdrop.experiment import RunConfig, run_experiment
@@ -53,19 +54,34 @@ def demo(
     for index, (strategy, label) in enumerate(STRATEGIES.items()):
         recovered = {}
         for offset, distill in enumerate((False, True)):
-            _step(2 + 2 * index + offset, steps, f"{label} dropped, then {'distilled' if distill else 'fine-tuned again'}")
+            _step(
+                2 + 2 * index + offset, steps, f"{label} dropped, then {'distilled' if distill else 'fine-tuned again'}"
+            )
             config = RunConfig(
-                model=str(teacher_dir), task=TASK, strategy=strategy, strategy_options={"num_drop": 2}, regime="finetuned",
-                model_is_finetuned=True, training=RECOVERY_TRAINING, distill=distill, distillation=DISTILLATION if distill else {},
+                model=str(teacher_dir),
+                task=TASK,
+                strategy=strategy,
+                strategy_options={"num_drop": 2},
+                regime="finetuned",
+                model_is_finetuned=True,
+                training=RECOVERY_TRAINING,
+                distill=distill,
+                distillation=DISTILLATION if distill else {},
             )
             keep = output / "minilm-top2-distilled" if distill and strategy == "top" else None
             recovered[distill] = run_experiment(config, keep, overwrite=True)
-            write_json(output / f"{strategy}2-{'distilled' if distill else 'finetuned'}.json", recovered[distill], overwrite=True)
+            write_json(
+                output / f"{strategy}2-{'distilled' if distill else 'finetuned'}.json",
+                recovered[distill],
+                overwrite=True,
+            )
         rows.append((label, recovered[False], recovered[True]))
     speed = _speed(teacher_dir, output / "minilm-top2-distilled")
     write_json(output / "speed.json", speed, overwrite=True)
     Console().print(_table(teacher, rows, speed))
-    typer.echo(f"results in {output}/*.json; the teacher in {teacher_dir}; the distilled top-2 model in {output / 'minilm-top2-distilled'}")
+    typer.echo(
+        f"results in {output}/*.json; the teacher in {teacher_dir}; the distilled top-2 model in {output / 'minilm-top2-distilled'}"
+    )
 
 
 def _step(number: int, total: int, what: str) -> None:
@@ -78,28 +94,65 @@ def _speed(full: Path, smaller: Path) -> dict[str, Any]:
     from layerdrop.settings import BenchSettings
 
     typer.echo("measuring inference speed", err=True)
-    report = run_bench([str(full), str(smaller)], BenchSettings(batch_sizes=[32], seq_lens=[64], repeats=10, warmup=2, memory=False))
+    report = run_bench(
+        [str(full), str(smaller)], BenchSettings(batch_sizes=[32], seq_lens=[64], repeats=10, warmup=2, memory=False)
+    )
     cell = report.models[1].cells[0]
-    return {"speedup": cell.speedup, "ideal": cell.ideal_speedup, "full_ms": report.models[0].cells[0].median_ms,
-            "smaller_ms": cell.median_ms, "threads": report.threads, "device": report.device_name}
+    return {
+        "speedup": cell.speedup,
+        "ideal": cell.ideal_speedup,
+        "full_ms": report.models[0].cells[0].median_ms,
+        "smaller_ms": cell.median_ms,
+        "threads": report.threads,
+        "device": report.device_name,
+    }
 
 
 def _table(teacher: dict[str, Any], rows: list[tuple[str, dict, dict]], speed: dict[str, Any]) -> Table:
     from rich.table import Table
 
     full = teacher["score"]
-    table = Table(title=f"all-MiniLM-L6-v2 on {TASK}: {teacher['train_examples']} train, {teacher['eval_examples']['validation']} dev sentences")
-    for column in ("model", "layers", "params", "after drop", "fine-tuned", "% full", "distilled", "% full", "speed-up"):
+    table = Table(
+        title=f"all-MiniLM-L6-v2 on {TASK}: {teacher['train_examples']} train, {teacher['eval_examples']['validation']} dev sentences"
+    )
+    for column in (
+        "model",
+        "layers",
+        "params",
+        "after drop",
+        "fine-tuned",
+        "% full",
+        "distilled",
+        "% full",
+        "speed-up",
+    ):
         table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
     speedup = f"{speed['speedup']:.2f}× (ideal {speed['ideal']:.2f}×)"
-    table.add_row("full (teacher)", str(teacher["num_layers"]), f"{teacher['params'] / 1e6:.1f}M", "", f"{100 * full:.1f}", "100.0", "", "", "1.00×")
+    table.add_row(
+        "full (teacher)",
+        str(teacher["num_layers"]),
+        f"{teacher['params'] / 1e6:.1f}M",
+        "",
+        f"{100 * full:.1f}",
+        "100.0",
+        "",
+        "",
+        "1.00×",
+    )
     for label, plain, distilled in rows:
         table.add_row(
-            label, str(distilled["num_layers"]), f"{distilled['params'] / 1e6:.1f}M",
+            label,
+            str(distilled["num_layers"]),
+            f"{distilled['params'] / 1e6:.1f}M",
             f"{100 * distilled['stages']['dropped_before_retraining']['score']:.1f}",
-            f"{100 * plain['score']:.1f}", f"{100 * plain['score'] / full:.1f}",
-            f"{100 * distilled['score']:.1f}", f"{100 * distilled['score'] / full:.1f}", speedup,
+            f"{100 * plain['score']:.1f}",
+            f"{100 * plain['score'] / full:.1f}",
+            f"{100 * distilled['score']:.1f}",
+            f"{100 * distilled['score'] / full:.1f}",
+            speedup,
         )
-    table.caption = (f"accuracy %; recovery: {RECOVERY_TRAINING['epochs']} epochs at lr {RECOVERY_TRAINING['learning_rate']:g} from the "
-                     f"teacher's weights; speed: batch 32 × 64 tokens, {speed['threads']} threads, median of 10")
+    table.caption = (
+        f"accuracy %; recovery: {RECOVERY_TRAINING['epochs']} epochs at lr {RECOVERY_TRAINING['learning_rate']:g} from the "
+        f"teacher's weights; speed: batch 32 × 64 tokens, {speed['threads']} threads, median of 10"
+    )
     return table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -19,15 +19,31 @@ EMBEDDING_TRAINING = {"learning_rate": 1e-3, "epochs": 2}
 
 @app.command()
 @settings_options(DistillConfig, into="distillation", panel="Distillation")
-@settings_options(TrainConfig, into="training", optional=True, panel="Training (defaults: fine-tuning's; --embeddings: lr 1e-3, 2 epochs)")
-@settings_options(RunConfig, into="settings", include={"task", "data", "train_from_dev", "max_train_samples", "max_eval_samples"},
-                  optional=True)
+@settings_options(
+    TrainConfig,
+    into="training",
+    optional=True,
+    panel="Training (defaults: fine-tuning's; --embeddings: lr 1e-3, 2 epochs)",
+)
+@settings_options(
+    RunConfig,
+    into="settings",
+    include={"task", "data", "train_from_dev", "max_train_samples", "max_eval_samples"},
+    optional=True,
+)
 def distill(
     model: ModelArg,
-    teacher: Annotated[str, typer.Option(help="the uncut model, fine-tuned on the task (or, with --embeddings, the sentence encoder)")],
+    teacher: Annotated[
+        str, typer.Option(help="the uncut model, fine-tuned on the task (or, with --embeddings, the sentence encoder)")
+    ],
     output: Output,
-    embeddings: Annotated[bool, typer.Option("--embeddings", help="match the teacher's pooled sentence embeddings (MSE) on unlabelled text")] = False,
-    text_file: Annotated[Optional[Path], typer.Option(help="--embeddings: train on these sentences, one per line (instead of --task)")] = None,
+    embeddings: Annotated[
+        bool,
+        typer.Option("--embeddings", help="match the teacher's pooled sentence embeddings (MSE) on unlabelled text"),
+    ] = False,
+    text_file: Annotated[
+        Path | None, typer.Option(help="--embeddings: train on these sentences, one per line (instead of --task)")
+    ] = None,
     overwrite: Overwrite = False,
     result: ResultFile = None,
     settings: dict[str, Any] | None = None,
@@ -45,7 +61,9 @@ def distill(
 
     if embeddings:
         if distillation != DistillConfig().model_dump():
-            raise LayerDropError("--alpha, --temperature and --hidden-weight go with task distillation, not --embeddings")
+            raise LayerDropError(
+                "--alpha, --temperature and --hidden-weight go with task distillation, not --embeddings"
+            )
         config = TrainConfig.model_validate({**EMBEDDING_TRAINING, **training})
     else:
         if text_file is not None:
@@ -56,7 +74,11 @@ def distill(
     check_output(output, "dir", overwrite, what="--output")
     if result is not None:
         check_output(result, "file", overwrite, what="--result")
-    run = _embeddings(model, teacher, text_file, settings, config) if embeddings else _task(model, teacher, settings, config, distillation)
+    run = (
+        _embeddings(model, teacher, text_file, settings, config)
+        if embeddings
+        else _task(model, teacher, settings, config, distillation)
+    )
     student, tokenizer, record = run
     from layerdrop.checkpoint import save_model
     from layerdrop.experiment import versions
@@ -70,7 +92,9 @@ def distill(
     typer.echo(_summary(record) + f"; saved to {output}")
 
 
-def _task(model: str, teacher_name: str, settings: dict[str, Any], training: TrainConfig, distillation: dict[str, Any]) -> tuple[Any, Any, dict]:
+def _task(
+    model: str, teacher_name: str, settings: dict[str, Any], training: TrainConfig, distillation: dict[str, Any]
+) -> tuple[Any, Any, dict]:
     """Task distillation: the student (a new head if it has none) learns from the fine-tuned teacher."""
     from accelerate.utils import set_seed
 
@@ -83,24 +107,41 @@ def _task(model: str, teacher_name: str, settings: dict[str, Any], training: Tra
     run = RunConfig.model_validate({**settings, "model": model, "training": training})
     options = DistillConfig.model_validate(distillation)
     task = get_task(run.task)
-    train, eval_sets, data = train_and_dev(task, run.data, train_from_dev=run.train_from_dev,
-                                           max_train_samples=run.max_train_samples, max_eval_samples=run.max_eval_samples)
+    train, eval_sets, data = train_and_dev(
+        task,
+        run.data,
+        train_from_dev=run.train_from_dev,
+        max_train_samples=run.max_train_samples,
+        max_eval_samples=run.max_eval_samples,
+    )
     teacher = load_model(teacher_name, head="sequence-classification", trained_head=True)
     if teacher.config.num_labels != task.num_labels:
-        raise LayerDropError(f"teacher {teacher_name!r} has {teacher.config.num_labels} outputs but {task.name} needs {task.num_labels}")
+        raise LayerDropError(
+            f"teacher {teacher_name!r} has {teacher.config.num_labels} outputs but {task.name} needs {task.num_labels}"
+        )
     set_seed(training.seed)
     student = load_model(model, head="sequence-classification", num_labels=task.num_labels)
     student.config.id2label, student.config.label2id = teacher.config.id2label, teacher.config.label2id
     tokenizer = load_tokenizer(model)
     stats = distil(student, teacher, tokenizer, task, train, training, options)
     scored, teacher_scored = (evaluate(m, tokenizer, task, eval_sets, training) for m in (student, teacher))
-    record = {"task": task.name, "metrics": scored["metrics"], "score": scored["score"],
-              "teacher_score": teacher_scored["score"], "retained": scored["score"] / teacher_scored["score"] if teacher_scored["score"] else None,
-              "distillation": options.model_dump(), "train": stats.as_dict(), "data": data, "eval_examples": scored["eval_examples"]}
+    record = {
+        "task": task.name,
+        "metrics": scored["metrics"],
+        "score": scored["score"],
+        "teacher_score": teacher_scored["score"],
+        "retained": scored["score"] / teacher_scored["score"] if teacher_scored["score"] else None,
+        "distillation": options.model_dump(),
+        "train": stats.as_dict(),
+        "data": data,
+        "eval_examples": scored["eval_examples"],
+    }
     return student, tokenizer, record
 
 
-def _embeddings(model: str, teacher_name: str, text_file: Optional[Path], settings: dict[str, Any], training: TrainConfig) -> tuple[Any, Any, dict]:
+def _embeddings(
+    model: str, teacher_name: str, text_file: Path | None, settings: dict[str, Any], training: TrainConfig
+) -> tuple[Any, Any, dict]:
     """Embedding distillation on unlabelled sentences; zero-shot STS-B before and after when the task is STS-B."""
     from layerdrop.embeddings import distill_embeddings, load_encoder, sentences_from, sts_spearman, task_sentences
     from layerdrop.errors import LayerDropError
@@ -121,20 +162,30 @@ def _embeddings(model: str, teacher_name: str, text_file: Optional[Path], settin
     similarity = task is not None and task.is_regression and len(task.text_columns) == 2
     if similarity:
         dev = dev_sets(task, settings.get("data"), settings.get("max_eval_samples"))[task.dev_splits[0]]
-        scores = {"teacher_spearman": sts_spearman(teacher, dev, task), "spearman_before": sts_spearman(student, dev, task)}
+        scores = {
+            "teacher_spearman": sts_spearman(teacher, dev, task),
+            "spearman_before": sts_spearman(student, dev, task),
+        }
     stats = distill_embeddings(student, teacher, sentences, training)
     if similarity:
         scores["spearman"] = sts_spearman(student, dev, task)
         scores["retained"] = scores["spearman"] / scores["teacher_spearman"]
-    record = {"embeddings": True, "sentences": len(sentences), **({"task": task.name} if task else {"text_file": str(text_file)}),
-              **scores, "train": stats.as_dict()}
+    record = {
+        "embeddings": True,
+        "sentences": len(sentences),
+        **({"task": task.name} if task else {"text_file": str(text_file)}),
+        **scores,
+        "train": stats.as_dict(),
+    }
     return student.model, student.tokenizer, record
 
 
 def _summary(record: dict[str, Any]) -> str:
     if "spearman" in record:
-        return (f"zero-shot {record['task']} Spearman {record['spearman_before']:.2f} -> {record['spearman']:.2f} "
-                f"(teacher {record['teacher_spearman']:.2f}, {100 * record['retained']:.1f}% retained)")
+        return (
+            f"zero-shot {record['task']} Spearman {record['spearman_before']:.2f} -> {record['spearman']:.2f} "
+            f"(teacher {record['teacher_spearman']:.2f}, {100 * record['retained']:.1f}% retained)"
+        )
     if "score" in record:
         return f"{record['task']}: score {record['score']:.4f} (teacher {record['teacher_score']:.4f}, {100 * record['retained']:.1f}% retained)"
     return f"distilled on {record['sentences']:,} sentences"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -12,7 +12,10 @@ from layerdrop.cli import app
 from layerdrop.cli.options import Head, ModelArg, Output, Overwrite, settings_options
 from layerdrop.strategies import STRATEGIES
 
-StrategyName = Annotated[Optional[str], typer.Option(help="which layers to drop (default: top, or explicit with --layers); see `layerdrop strategies`")]
+StrategyName = Annotated[
+    str | None,
+    typer.Option(help="which layers to drop (default: top, or explicit with --layers); see `layerdrop strategies`"),
+]
 
 
 @app.command()
@@ -23,7 +26,7 @@ def drop(
     output: Output,
     strategy: StrategyName = None,
     head: Head = None,
-    num_labels: Annotated[Optional[int], typer.Option(min=1, help="size of a new classification head")] = None,
+    num_labels: Annotated[int | None, typer.Option(min=1, help="size of a new classification head")] = None,
     overwrite: Overwrite = False,
     options: dict[str, Any] | None = None,
     calibration: dict[str, Any] | None = None,
@@ -43,7 +46,9 @@ def drop(
     chosen = get_strategy(strategy or ("explicit" if "layers" in options else "top"))
     data = CalibrationData.model_validate(calibration)
     if data.given and not chosen.uses_data:
-        raise LayerDropError(f"strategy {chosen.name!r} looks at no data; leave out --task, --text-file, --corpus and --dataset")
+        raise LayerDropError(
+            f"strategy {chosen.name!r} looks at no data; leave out --task, --text-file, --corpus and --dataset"
+        )
     check_output(output, "dir", overwrite, what="--output")  # everything below may take a while
     total = num_layers(load_model_config(model))
     prepared = chosen.prepare(options, total)  # the options, checked before any weights or data load
@@ -58,7 +63,9 @@ def drop(
         _print_trace(selection.record)
     drop_layers(loaded, selection.layers, strategy=selection.record)
     save_model(loaded, output, tokenizer=tokenizer, overwrite=overwrite, extra_files_from=model)
-    typer.echo(f"dropped layers {selection.layers} of {total} ({chosen.name}); saved a {total - len(selection.layers)}-layer model to {output}")
+    typer.echo(
+        f"dropped layers {selection.layers} of {total} ({chosen.name}); saved a {total - len(selection.layers)}-layer model to {output}"
+    )
 
 
 def _calibration_batches(data: CalibrationData, tokenizer: Any) -> tuple[Any, Any, dict[str, Any]]:
@@ -68,7 +75,11 @@ def _calibration_batches(data: CalibrationData, tokenizer: Any) -> tuple[Any, An
     examples, task, described = load_calibration(data, tokenizer)
     if examples is None:
         return None, None, {}
-    return make_batches(examples, tokenizer, task=task, batch_size=data.batch_size, max_length=data.max_length), task, described
+    return (
+        make_batches(examples, tokenizer, task=task, batch_size=data.batch_size, max_length=data.max_length),
+        task,
+        described,
+    )
 
 
 def _print_trace(record: dict[str, Any]) -> None:
@@ -111,7 +122,11 @@ def inspect(
         ("layers", str(summary["num_layers"]) + (" (one shared layer, repeated)" if summary["shared_layers"] else "")),
         ("parameters", f"{params['total']:,}"),
         ("  embeddings", f"{params['embeddings']:,}"),
-        ("  layers", f"{params['layers']:,}" + (f" ({per_layer[0]:,} per layer)" if per_layer and len(set(per_layer)) == 1 else "")),
+        (
+            "  layers",
+            f"{params['layers']:,}"
+            + (f" ({per_layer[0]:,} per layer)" if per_layer and len(set(per_layer)) == 1 else ""),
+        ),
         ("  other (heads, norms, pooler)", f"{params['other']:,}"),
         ("size on disk", f"{size / 2**20:,.1f} MiB" if size is not None else "not on disk"),
     ]
@@ -121,7 +136,10 @@ def inspect(
             ("original layers", str(record["original_num_layers"])),
             ("dropped layers", f"{record['dropped_layers']} ({record['strategy']['name']})"),
             ("kept layers", str(record["kept_layers"])),
-            ("parameters removed", f"{removed:,} ({removed / params['original_total']:.1%} of {params['original_total']:,})"),
+            (
+                "parameters removed",
+                f"{removed:,} ({removed / params['original_total']:.1%} of {params['original_total']:,})",
+            ),
         ]
     for key, value in rows:
         table.add_row(key, value, style=None)

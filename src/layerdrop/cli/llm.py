@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -54,16 +54,23 @@ def perplexity(
     tokens = load_tokens(source, tokenizer)
     loaded = load_model(model, head="causal-lm", trained_head=True).to(device)
     measured = measure(loaded, tokens, settings)
-    record = {"model": model, "text": source.model_dump(exclude_defaults=True), **measured.to_dict(),
-              "layer_dropping": getattr(loaded.config, "layer_dropping", None), "versions": versions()}
+    record = {
+        "model": model,
+        "text": source.model_dump(exclude_defaults=True),
+        **measured.to_dict(),
+        "layer_dropping": getattr(loaded.config, "layer_dropping", None),
+        "versions": versions(),
+    }
     if result is not None:
         write_json(result, record, overwrite, what="--result")
     if as_json:
         typer.echo(json.dumps(record, indent=2))
     else:
-        typer.echo(f"perplexity {measured.perplexity:.3f} over {measured.tokens_scored:,} tokens "
-                   f"({measured.windows} windows of {measured.context}, stride {measured.stride}; "
-                   f"{measured.tokens_per_second:,.0f} tokens/s)")
+        typer.echo(
+            f"perplexity {measured.perplexity:.3f} over {measured.tokens_scored:,} tokens "
+            f"({measured.windows} windows of {measured.context}, stride {measured.stride}; "
+            f"{measured.tokens_per_second:,.0f} tokens/s)"
+        )
 
 
 @app.command()
@@ -72,7 +79,9 @@ def perplexity(
 def heal(
     model: ModelArg,
     output: Output,
-    teacher: Annotated[Optional[str], typer.Option(help="the uncut model the layers were dropped from (needed by --method distill)")] = None,
+    teacher: Annotated[
+        str | None, typer.Option(help="the uncut model the layers were dropped from (needed by --method distill)")
+    ] = None,
     device: Device = "cpu",
     overwrite: Overwrite = False,
     result: ResultFile = None,
@@ -80,7 +89,8 @@ def heal(
     healing: dict[str, Any] | None = None,
 ) -> None:
     """Heal a causal LM with dropped layers on running text (LoRA merged into the weights, or logit distillation
-    from --teacher) and save a plain checkpoint to --output."""
+    from --teacher) and save a plain checkpoint to --output.
+    """
     from layerdrop.checkpoint import load_model, load_tokenizer, save_model
     from layerdrop.corpora import load_tokens
     from layerdrop.errors import LayerDropError
@@ -99,14 +109,29 @@ def heal(
         raise LayerDropError(f"{model!r} has no tokenizer to read the text with")
     tokens = load_tokens(source, tokenizer)
     student = load_model(model, head="causal-lm", trained_head=True).to(device)
-    uncut = load_model(teacher, head="causal-lm", trained_head=True).to(device) if settings.method == "distill" else None
+    uncut = (
+        load_model(teacher, head="causal-lm", trained_head=True).to(device) if settings.method == "distill" else None
+    )
     healed, stats = heal_model(student, tokens, settings, teacher=uncut)
-    healed.config.layer_healing = {"method": settings.method, "steps": stats.steps, "tokens": stats.tokens_seen,
-                                   "text": source.model_dump(exclude_defaults=True), "teacher": teacher}
+    healed.config.layer_healing = {
+        "method": settings.method,
+        "steps": stats.steps,
+        "tokens": stats.tokens_seen,
+        "text": source.model_dump(exclude_defaults=True),
+        "teacher": teacher,
+    }
     healed.name_or_path = model
     save_model(healed, output, tokenizer=tokenizer, overwrite=overwrite)
-    record = {"model": model, "teacher": teacher, "settings": settings.model_dump(), **stats.to_dict(), "versions": versions()}
+    record = {
+        "model": model,
+        "teacher": teacher,
+        "settings": settings.model_dump(),
+        **stats.to_dict(),
+        "versions": versions(),
+    }
     if result is not None:
         write_json(result, record, overwrite, what="--result")
-    typer.echo(f"healed with {settings.method} for {stats.steps} steps ({stats.tokens_seen:,} tokens, {stats.seconds:.0f} s); "
-               f"saved to {output}")
+    typer.echo(
+        f"healed with {settings.method} for {stats.steps} steps ({stats.tokens_seen:,} tokens, {stats.seconds:.0f} s); "
+        f"saved to {output}"
+    )

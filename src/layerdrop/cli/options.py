@@ -26,11 +26,15 @@ SIMPLE = (str, int, float, bool)
 ModelArg = Annotated[str, typer.Argument(help="Hugging Face hub name, local checkpoint directory, or bundled:NAME")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="folder to write the result to")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing output")]
-ResultFile = Annotated[Optional[Path], typer.Option("--result", help="write the JSON result to this file (default: print it)")]
+ResultFile = Annotated[
+    Path | None, typer.Option("--result", help="write the JSON result to this file (default: print it)")
+]
 Head = Annotated[
-    Optional[str],
-    typer.Option(help="model head: base, sequence-classification, token-classification, question-answering, multiple-choice, "
-                 "masked-lm, causal-lm (default: what the checkpoint's config says)"),
+    str | None,
+    typer.Option(
+        help="model head: base, sequence-classification, token-classification, question-answering, multiple-choice, "
+        "masked-lm, causal-lm (default: what the checkpoint's config says)"
+    ),
 ]
 
 
@@ -88,16 +92,27 @@ def _parameter(name: str, info: FieldInfo, optional: bool, panel: str | None) ->
         default = info.get_default(call_default_factory=True)
     if isinstance(default, list):  # parsed from "1,8,32" by the schema
         default = ",".join(map(str, default))
-    declared = f"{flag(name)}/--no-{flag(name)[2:]}" if cli_type is bool and (optional or default is True) else flag(name)
+    declared = (
+        f"{flag(name)}/--no-{flag(name)[2:]}" if cli_type is bool and (optional or default is True) else flag(name)
+    )
     if default is None:
         cli_type = Optional[cli_type]
-    option = typer.Option(declared, *extra.get("flags", ()), help=info.description, show_default=default not in (None, ...), rich_help_panel=panel)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[cli_type, option])
+    option = typer.Option(
+        declared,
+        *extra.get("flags", ()),
+        help=info.description,
+        show_default=default not in (None, ...),
+        rich_help_panel=panel,
+    )
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[cli_type, option]
+    )
 
 
 def _cli_type(annotation: Any) -> Any:
     """The type typer parses a field as: its own when simple (or a Literal), str when the schema parses text
-    itself (layer lists), None for what has no command-line form (mappings, nested schemas)."""
+    itself (layer lists), None for what has no command-line form (mappings, nested schemas).
+    """
     origin = get_origin(annotation)
     if origin is Annotated:
         return _cli_type(get_args(annotation)[0])

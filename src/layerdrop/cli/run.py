@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -14,11 +14,11 @@ from layerdrop.experiment import RunConfig
 from layerdrop.settings import DistillConfig, LmEvalConfig, TrainConfig
 from layerdrop.strategies import STRATEGIES
 
-SavedModel = Annotated[Optional[Path], typer.Option("--output", "-o", help="save the final model here")]
+SavedModel = Annotated[Path | None, typer.Option("--output", "-o", help="save the final model here")]
 STRATEGY_OPTIONS = tuple(s.options for s in STRATEGIES.values())
 
 
-def _check_outputs(output: Optional[Path], result: Optional[Path], overwrite: bool) -> None:
+def _check_outputs(output: Path | None, result: Path | None, overwrite: bool) -> None:
     """Every output location is checked before any work starts, so a bad one never costs a run."""
     from layerdrop.outputs import check_output
 
@@ -28,7 +28,7 @@ def _check_outputs(output: Optional[Path], result: Optional[Path], overwrite: bo
         check_output(result, "file", overwrite, what="--result")
 
 
-def _emit(result: dict[str, Any], path: Optional[Path], overwrite: bool) -> None:
+def _emit(result: dict[str, Any], path: Path | None, overwrite: bool) -> None:
     """Print the result, or write it to `path`; under `accelerate launch`, only the main process does."""
     from accelerate import PartialState
 
@@ -59,20 +59,24 @@ def run(
     distillation: dict[str, Any] | None = None,
 ) -> None:
     """Drop layers from MODEL, fine-tune (or, with --distill, distil from the fine-tuned full model) on a task,
-    evaluate on its dev set; print or write one JSON result."""
+    evaluate on its dev set; print or write one JSON result.
+    """
     from layerdrop.experiment import run_experiment
 
     if "layers" in options and settings["strategy"] == "none":
         settings["strategy"] = "explicit"
-    config = RunConfig.model_validate({**settings, "model": model, "strategy_options": options, "training": training,
-                                       "distillation": distillation})
+    config = RunConfig.model_validate(
+        {**settings, "model": model, "strategy_options": options, "training": training, "distillation": distillation}
+    )
     _check_outputs(output, result, overwrite)
     _emit(run_experiment(config, output, overwrite), result, overwrite)
 
 
 @app.command()
 @settings_options(TrainConfig, into="training", panel="Training")
-@settings_options(RunConfig, into="settings", include={"task", "data", "train_from_dev", "max_train_samples", "max_eval_samples"})
+@settings_options(
+    RunConfig, into="settings", include={"task", "data", "train_from_dev", "max_train_samples", "max_eval_samples"}
+)
 def finetune(
     model: ModelArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="save the fine-tuned model here")],
@@ -96,7 +100,10 @@ def finetune(
 def evaluate(
     model: ModelArg,
     embeddings: Annotated[
-        bool, typer.Option("--embeddings", help="zero-shot: cosine similarity of pooled sentence embeddings vs the gold scores (STS-B)")
+        bool,
+        typer.Option(
+            "--embeddings", help="zero-shot: cosine similarity of pooled sentence embeddings vs the gold scores (STS-B)"
+        ),
     ] = False,
     overwrite: Overwrite = False,
     result: ResultFile = None,
@@ -105,7 +112,8 @@ def evaluate(
     harness: dict[str, Any] | None = None,
 ) -> None:
     """Score MODEL: a fine-tuned classifier on a task's dev set(s), a sentence encoder zero-shot (--embeddings),
-    or a language model with lm-eval (--lm-eval)."""
+    or a language model with lm-eval (--lm-eval).
+    """
     from layerdrop.errors import LayerDropError
     from layerdrop.experiment import versions
 
@@ -132,13 +140,38 @@ def evaluate(
 
         if not (task.is_regression and len(task.text_columns) == 2):
             raise LayerDropError(f"--embeddings scores sentence-pair similarity (e.g. --task stsb), not {task.name}")
-        spearman = sts_spearman(load_encoder(model), eval_sets[task.dev_splits[0]], task, batch_size=run.training.eval_batch_size)
-        _emit({"model": model, "task": task.name, "embeddings": True, "metrics": {"spearman_x100": spearman}, "score": spearman,
-               "eval_examples": {s: len(d) for s, d in eval_sets.items()}, "versions": versions()}, result, overwrite)
+        spearman = sts_spearman(
+            load_encoder(model), eval_sets[task.dev_splits[0]], task, batch_size=run.training.eval_batch_size
+        )
+        _emit(
+            {
+                "model": model,
+                "task": task.name,
+                "embeddings": True,
+                "metrics": {"spearman_x100": spearman},
+                "score": spearman,
+                "eval_examples": {s: len(d) for s, d in eval_sets.items()},
+                "versions": versions(),
+            },
+            result,
+            overwrite,
+        )
         return
     loaded = load_model(model, head="sequence-classification", trained_head=True)
     if loaded.config.num_labels != task.num_labels:
-        raise LayerDropError(f"{model} has {loaded.config.num_labels} outputs but {task.name} needs {task.num_labels}; is it fine-tuned on this task?")
+        raise LayerDropError(
+            f"{model} has {loaded.config.num_labels} outputs but {task.name} needs {task.num_labels}; is it fine-tuned on this task?"
+        )
     scores = evaluate_model(loaded, load_tokenizer(model), task, eval_sets, run.training)
-    _emit({"model": model, "task": task.name, "num_layers": num_layers(loaded.config),
-           "layer_dropping": getattr(loaded.config, "layer_dropping", None), **scores, "versions": versions()}, result, overwrite)
+    _emit(
+        {
+            "model": model,
+            "task": task.name,
+            "num_layers": num_layers(loaded.config),
+            "layer_dropping": getattr(loaded.config, "layer_dropping", None),
+            **scores,
+            "versions": versions(),
+        },
+        result,
+        overwrite,
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -16,9 +16,12 @@ from layerdrop.engines import ExecutionSettings
 @settings_options(ExecutionSettings, into="execution", optional=True, panel="Execution (override the config)")
 def sweep(
     config: Annotated[Path, typer.Argument(help="sweep YAML (see configs/)")],
-    db: Annotated[Optional[Path], typer.Option(help="SQLite results file (default: <config stem>.sqlite beside the config)")] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="SQLite results file (default: <config stem>.sqlite beside the config)")
+    ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="list the grid, which runs are done, and what the rest will cost; run nothing")
+        bool,
+        typer.Option("--dry-run", help="list the grid, which runs are done, and what the rest will cost; run nothing"),
     ] = False,
     execution: dict[str, Any] | None = None,
 ) -> None:
@@ -31,7 +34,16 @@ def sweep(
     from layerdrop.errors import LayerDropError
     from layerdrop.outputs import check_output
     from layerdrop.sweep import (
-        describe_run, expand_grid, failure_counts, finished_keys, identity, load_sweep, open_db, run_key, run_sweep, sweep_jobs,
+        describe_run,
+        expand_grid,
+        failure_counts,
+        finished_keys,
+        identity,
+        load_sweep,
+        open_db,
+        run_key,
+        run_sweep,
+        sweep_jobs,
     )
 
     settings = load_sweep(config)
@@ -54,25 +66,33 @@ def sweep(
             table.add_row(key, *map(str, identity(spec).values()), recovery, status)
         Console().print(table)
         retry = sum(run_key(s) in failures and run_key(s) not in done for s in specs)
-        typer.echo(f"{len(specs)} runs, {sum(run_key(s) in done for s in specs)} already in {db}"
-                   + (f", {retry} failed before (they run again)" if retry else ""))
+        typer.echo(
+            f"{len(specs)} runs, {sum(run_key(s) in done for s in specs)} already in {db}"
+            + (f", {retry} failed before (they run again)" if retry else "")
+        )
         typer.echo(estimate_sweep(specs, db if db.exists() else None, done).describe(how))
         return
     check_output(db, "file", overwrite=True, what="--db")  # results are added to it, so it may exist
     jobs, runner = sweep_jobs(specs)
     outcome = run_sweep(jobs, db, runner=runner, execution=how)
-    typer.echo(f"{outcome.total} runs: {outcome.skipped} were already in {db}, {outcome.finished} finished now, "
-               f"{len(outcome.failures)} failed")
+    typer.echo(
+        f"{outcome.total} runs: {outcome.skipped} were already in {db}, {outcome.finished} finished now, "
+        f"{len(outcome.failures)} failed"
+    )
     if outcome.failures:
         spec, message = outcome.failures[0]
-        raise LayerDropError(f"{len(outcome.failures)} runs failed, first {describe_run(spec)}: {message}; "
-                             f"errors are in {db} (table failures); rerun to retry them")
+        raise LayerDropError(
+            f"{len(outcome.failures)} runs failed, first {describe_run(spec)}: {message}; "
+            f"errors are in {db} (table failures); rerun to retry them"
+        )
 
 
 @app.command()
 def report(
     results: Annotated[list[Path], typer.Argument(help="sweep SQLite file(s), run JSON files, or directories of them")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="folder for the tables and the chart")] = Path("report"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder for the tables and the chart")] = Path(
+        "report"
+    ),
     formats: Annotated[str, typer.Option(help="comma-separated subset of md, csv, tex, png")] = "md,csv,tex,png",
     overwrite: Overwrite = False,
 ) -> None:

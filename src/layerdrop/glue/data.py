@@ -70,7 +70,9 @@ def train_and_dev(
         record["train_from_dev"] = {"fraction": train_from_dev, "split": first, "seed": 0}
     elif "train" not in available_splits(task, data):
         where = data or "the hub"
-        raise LayerDropError(f"no train split of {task.name} in {where}; pass --train-from-dev FRACTION to train on part of the dev set")
+        raise LayerDropError(
+            f"no train split of {task.name} in {where}; pass --train-from-dev FRACTION to train on part of the dev set"
+        )
     else:
         train = load_split(task, "train", data)
     if max_train_samples is not None and max_train_samples < len(train):
@@ -119,16 +121,12 @@ def split_dev(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Da
     return parts["train"], parts["test"]
 
 
-def load_files(
-    task: Task, files: Mapping[str, str | Path], label_column: str = "label"
-) -> DatasetDict:
+def load_files(task: Task, files: Mapping[str, str | Path], label_column: str = "label") -> DatasetDict:
     """The user's CSV/TSV/JSON/JSONL files (one per split) for a `custom_task`.
 
     The files need the task's text columns and `label_column`; labels may be ids or label names.
     """
-    return DatasetDict(
-        {split: _load_table(task, Path(path), label_column) for split, path in files.items()}
-    )
+    return DatasetDict({split: _load_table(task, Path(path), label_column) for split, path in files.items()})
 
 
 def _candidate_dirs(task: Task, data: Path) -> list[Path]:
@@ -162,8 +160,7 @@ def _load_local(task: Task, split: str, data: Path) -> Dataset:
     if found is None:
         folders = ", ".join(str(d) for d in _candidate_dirs(task, data))
         raise LayerDropError(
-            f"no {split} data for {task.name}: "
-            f"looked for {_tsv_name(split)} or {split}-*.parquet in {folders}"
+            f"no {split} data for {task.name}: looked for {_tsv_name(split)} or {split}-*.parquet in {folders}"
         )
     if isinstance(found, Path):
         return _read_glue_tsv(task, found)
@@ -182,17 +179,14 @@ def _read_glue_tsv(task: Task, path: Path) -> Dataset:
             for row in reader:
                 if rows and len(row) != len(rows[0]):
                     raise LayerDropError(
-                        f"{path}:{reader.line_num}: {len(row)} fields, expected {len(rows[0])} "
-                        f"like line {first_line}"
+                        f"{path}:{reader.line_num}: {len(row)} fields, expected {len(rows[0])} like line {first_line}"
                     )
                 rows.append(row)
     except UnicodeDecodeError as err:
         raise LayerDropError(f"{path} is not UTF-8 text: {err}") from None
     needed = max(*task.tsv_text_indices, task.tsv_label_index) + 1
     if rows and len(rows[0]) < needed:
-        raise LayerDropError(
-            f"{path}:{first_line}: {len(rows[0])} fields, a {task.name} file has at least {needed}"
-        )
+        raise LayerDropError(f"{path}:{first_line}: {len(rows[0])} fields, a {task.name} file has at least {needed}")
     table = pd.DataFrame(
         {column: [row[i] for row in rows] for column, i in zip(task.text_columns, task.tsv_text_indices)}
     )

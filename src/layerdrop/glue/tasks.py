@@ -54,9 +54,7 @@ class Task:
         """The canonical split name for `split` ("dev" means validation); unknown → LayerDropError."""
         canonical = SPLIT_ALIASES.get(split.lower(), split.lower())
         if canonical not in self.splits:
-            raise LayerDropError(
-                f"task {self.name} has no split {split!r}; choose one of {', '.join(self.splits)}"
-            )
+            raise LayerDropError(f"task {self.name} has no split {split!r}; choose one of {', '.join(self.splits)}")
         return canonical
 
 
@@ -90,19 +88,34 @@ _ENTAILMENT = ("entailment", "not_entailment")
 
 GLUE_TASKS: tuple[Task, ...] = (
     # CoLA TSVs have no header: source, label, original acceptability mark, sentence.
-    _glue("cola", "CoLA", ("sentence",), ("unacceptable", "acceptable"),
-          ("matthews_correlation",), (3,), 1, tsv_header=False),
+    _glue(
+        "cola",
+        "CoLA",
+        ("sentence",),
+        ("unacceptable", "acceptable"),
+        ("matthews_correlation",),
+        (3,),
+        1,
+        tsv_header=False,
+    ),
     _glue("sst2", "SST-2", ("sentence",), ("negative", "positive"), ("accuracy",), (0,), 1),
     # MRPC: Quality, #1 ID, #2 ID, #1 String, #2 String (header starts with a byte-order mark).
     _glue("mrpc", "MRPC", _PAIR, ("not_equivalent", "equivalent"), ("accuracy", "f1"), (3, 4), 0),
     # STS-B: index, genre, filename, year, old_index, source1, source2, sentence1, sentence2, score.
     _glue("stsb", "STS-B", _PAIR, (), ("pearson", "spearmanr"), (7, 8), 9),
     # QQP: id, qid1, qid2, question1, question2, is_duplicate.
-    _glue("qqp", "QQP", ("question1", "question2"), ("not_duplicate", "duplicate"),
-          ("accuracy", "f1"), (3, 4), 5),
+    _glue("qqp", "QQP", ("question1", "question2"), ("not_duplicate", "duplicate"), ("accuracy", "f1"), (3, 4), 5),
     # MNLI: a dozen or more columns; sentence1, sentence2 at 8, 9 and gold_label last.
-    _glue("mnli", "MNLI", ("premise", "hypothesis"), ("entailment", "neutral", "contradiction"),
-          ("accuracy",), (8, 9), -1, dev_splits=("validation_matched", "validation_mismatched")),
+    _glue(
+        "mnli",
+        "MNLI",
+        ("premise", "hypothesis"),
+        ("entailment", "neutral", "contradiction"),
+        ("accuracy",),
+        (8, 9),
+        -1,
+        dev_splits=("validation_matched", "validation_mismatched"),
+    ),
     _glue("qnli", "QNLI", ("question", "sentence"), _ENTAILMENT, ("accuracy",), (1, 2), 3),
     _glue("rte", "RTE", _PAIR, _ENTAILMENT, ("accuracy",), (1, 2), 3),
     # WNLI labels are 0/1 in the TSVs, 1 meaning entailment, as on the hub.
@@ -134,9 +147,7 @@ def get_task(name: str) -> Task:
     try:
         return _BY_KEY[_key(name)]
     except KeyError:
-        raise LayerDropError(
-            f"unknown task {name!r}; known tasks: {', '.join(TASKS)}"
-        ) from None
+        raise LayerDropError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
 
 
 def custom_task(

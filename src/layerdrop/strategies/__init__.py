@@ -38,7 +38,16 @@ STRATEGIES: dict[str, Strategy] = {
     )
 }
 
-__all__ = ["STRATEGIES", "Selection", "SelectionInput", "Strategy", "StrategyOptions", "choose_layers", "get_strategy", "select_layers"]
+__all__ = [
+    "STRATEGIES",
+    "Selection",
+    "SelectionInput",
+    "Strategy",
+    "StrategyOptions",
+    "choose_layers",
+    "get_strategy",
+    "select_layers",
+]
 
 
 def get_strategy(name: str) -> Strategy:

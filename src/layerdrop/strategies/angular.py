@@ -1,5 +1,6 @@
 """Gromov et al. 2024 ("The unreasonable ineffectiveness of the deeper layers"): drop the block of
-n consecutive layers whose input and output are closest in angle, arccos(cos(h_ℓ, h_ℓ+n))/π."""
+n consecutive layers whose input and output are closest in angle, arccos(cos(h_ℓ, h_ℓ+n))/π.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from layerdrop.strategies.base import NumDropOptions, Pooling, Selection, Select
 
 class AngularOptions(NumDropOptions):
     pooling: Pooling | None = Field(
-        None, description="token(s) compared: first (e.g. [CLS]), last or mean (default: first for encoders, last for decoders)"
+        None,
+        description="token(s) compared: first (e.g. [CLS]), last or mean (default: first for encoders, last for decoders)",
     )
 
 
@@ -33,8 +35,13 @@ def _select(options: AngularOptions, given: SelectionInput) -> Selection:
     pooling = options.pooling or default_pooling(given.model.config)
     distances = given.similarity.angular_distance(pooling, options.num_drop)  # one per block start
     layers = best_block(distances, options.num_drop, options.eligible(given.num_layers))
-    record = {"block_size": options.num_drop, "pooling": pooling, **options.protection(),
-              "num_texts": given.similarity.num_texts, "scores": rounded(distances)}
+    record = {
+        "block_size": options.num_drop,
+        "pooling": pooling,
+        **options.protection(),
+        "num_texts": given.similarity.num_texts,
+        "scores": rounded(distances),
+    }
     return Selection(layers, record)
 
 

@@ -37,27 +37,39 @@ Batch = Mapping[str, "Tensor"]
 class StrategyOptions(Settings):
     """Options every strategy takes."""
 
-    num_drop: int | None = Field(None, ge=1, description="number of layers to drop (K)", json_schema_extra={"flags": ["-k"]})
+    num_drop: int | None = Field(
+        None, ge=1, description="number of layers to drop (K)", json_schema_extra={"flags": ["-k"]}
+    )
     protect_first: bool = Field(False, description="never drop the layer next to the embeddings")
     protect_last: bool = Field(False, description="never drop the top layer")
 
     def eligible(self, num_layers: int) -> list[int]:
         """The layers the strategy may choose from once the protected ends are set aside."""
-        return [i for i in range(num_layers) if not (self.protect_first and i == 0) and not (self.protect_last and i == num_layers - 1)]
+        return [
+            i
+            for i in range(num_layers)
+            if not (self.protect_first and i == 0) and not (self.protect_last and i == num_layers - 1)
+        ]
 
     def check_count(self, num_layers: int, limit: int | None = None) -> list[int]:
         """The eligible layers, after refusing a K that would leave no layer (or pass a strategy's `limit`)."""
         eligible = self.eligible(num_layers)
         if self.num_drop is not None and self.num_drop >= len(eligible):
             protected = " with its protected layers" if len(eligible) < num_layers else ""
-            raise LayerDropError(f"{named('num_drop')} must be between 1 and {len(eligible) - 1} for a {num_layers}-layer model{protected}, got {self.num_drop}")
+            raise LayerDropError(
+                f"{named('num_drop')} must be between 1 and {len(eligible) - 1} for a {num_layers}-layer model{protected}, got {self.num_drop}"
+            )
         if limit is not None and self.num_drop is not None and self.num_drop > limit:
             raise LayerDropError(f"this strategy can drop at most {limit} of {num_layers} layers, got {self.num_drop}")
         return eligible
 
     def protection(self) -> dict[str, bool]:
         """The protect flags for the record, only when one is set."""
-        return {"protect_first": self.protect_first, "protect_last": self.protect_last} if self.protect_first or self.protect_last else {}
+        return (
+            {"protect_first": self.protect_first, "protect_last": self.protect_last}
+            if self.protect_first or self.protect_last
+            else {}
+        )
 
 
 class NumDropOptions(StrategyOptions):
@@ -102,7 +114,9 @@ class Strategy:
     needs: Needs
     options: type[StrategyOptions]
     select: Callable[[Any, SelectionInput], Selection]
-    check: Callable[[Any, int], None] | None = None  # refuses options impossible for an L-layer model, before any loading
+    check: Callable[[Any, int], None] | None = (
+        None  # refuses options impossible for an L-layer model, before any loading
+    )
     judges_outputs: bool = False  # ranks layers by the model's predictions, so its head must be trained
 
     def parse(self, values: Mapping[str, Any] | StrategyOptions) -> StrategyOptions:
@@ -113,7 +127,9 @@ class Strategy:
             values = values.model_dump(exclude_unset=True)
         given = {key: value for key, value in values.items() if value is not None}
         if unknown := [key for key in given if key not in self.options.model_fields]:
-            raise LayerDropError(f"{named(unknown[0])} does not go with strategy {self.name!r}; see `layerdrop strategies`")
+            raise LayerDropError(
+                f"{named(unknown[0])} does not go with strategy {self.name!r}; see `layerdrop strategies`"
+            )
         try:
             return self.options.model_validate(given)
         except ValidationError as err:
@@ -137,7 +153,9 @@ class Strategy:
         if self.needs != "position" and given.model is None:
             raise LayerDropError(f"strategy {self.name!r} needs the model's weights")
         if self.uses_data and not given.batches:
-            raise LayerDropError(f"strategy {self.name!r} needs data: a task ({named('task')}), texts ({named('text_file')}) or running text ({named('corpus')})")
+            raise LayerDropError(
+                f"strategy {self.name!r} needs data: a task ({named('task')}), texts ({named('text_file')}) or running text ({named('corpus')})"
+            )
         selection = self.select(options, given)
         if len(selection.layers) >= given.num_layers:
             raise LayerDropError(f"strategy {self.name!r} would drop all {given.num_layers} layers")

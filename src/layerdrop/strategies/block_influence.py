@@ -1,5 +1,6 @@
 """ShortGPT's block influence (Men et al. 2024): 1 − the token-wise cosine of a layer's input and
-output, averaged over every non-padding token; the layers with the least influence go first."""
+output, averaged over every non-padding token; the layers with the least influence go first.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from layerdrop.strategies.base import NumDropOptions, Selection, SelectionInput,
 def _select(options: NumDropOptions, given: SelectionInput) -> Selection:
     scores = given.similarity.block_influence()
     layers = extremes(scores, options.num_drop, options.eligible(given.num_layers), highest=False)
-    return Selection(layers, {**options.protection(), "num_texts": given.similarity.num_texts, "scores": rounded(scores)})
+    return Selection(
+        layers, {**options.protection(), "num_texts": given.similarity.num_texts, "scores": rounded(scores)}
+    )
 
 
 BLOCK_INFLUENCE = Strategy(

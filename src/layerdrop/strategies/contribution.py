@@ -1,5 +1,6 @@
 """The paper's contribution-based strategy (Sajjad et al. 2023, Section 3.2): a layer whose output
-[CLS] vector is almost its input's contributes little. Cosines come from one hooked forward pass."""
+[CLS] vector is almost its input's contributes little. Cosines come from one hooked forward pass.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from layerdrop.strategies.base import Pooling, Selection, SelectionInput, Strate
 
 class ContributionOptions(StrategyOptions):
     threshold: float | None = Field(
-        None, gt=-1, le=1, description="contribution: drop every layer whose input/output cosine is above this, e.g. 0.925"
+        None,
+        gt=-1,
+        le=1,
+        description="contribution: drop every layer whose input/output cosine is above this, e.g. 0.925",
     )
     pooling: Pooling | None = Field(
-        None, description="token(s) compared: first (e.g. [CLS]), last or mean (default: first for encoders, last for decoders)"
+        None,
+        description="token(s) compared: first (e.g. [CLS]), last or mean (default: first for encoders, last for decoders)",
     )
 
     @model_validator(mode="after")
@@ -43,9 +48,17 @@ def _select(options: ContributionOptions, given: SelectionInput) -> Selection:
     else:
         layers = above_threshold(scores, options.threshold, eligible)
         if len(layers) >= given.num_layers:
-            raise LayerDropError(f"every layer's cosine is above {named('threshold')} {options.threshold}; nothing would be left")
+            raise LayerDropError(
+                f"every layer's cosine is above {named('threshold')} {options.threshold}; nothing would be left"
+            )
     threshold = {"threshold": options.threshold} if options.threshold is not None else {}
-    record = {**threshold, "pooling": pooling, **options.protection(), "num_texts": given.similarity.num_texts, "scores": rounded(scores)}
+    record = {
+        **threshold,
+        "pooling": pooling,
+        **options.protection(),
+        "num_texts": given.similarity.num_texts,
+        "scores": rounded(scores),
+    }
     return Selection(layers, record)
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator, Mapping, Sequence, get_args
+from typing import Any, get_args
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +54,10 @@ class GreedyResult:
 
     def as_record(self) -> dict[str, Any]:
         """JSON-ready: the baseline, then one entry per step (layer removed, layers left, score, loss)."""
-        steps = [{"layer": layer, "num_layers": self.num_layers - step, **asdict(e)} for step, (layer, e) in enumerate(zip(self.removed, self.trace), 1)]
+        steps = [
+            {"layer": layer, "num_layers": self.num_layers - step, **asdict(e)}
+            for step, (layer, e) in enumerate(zip(self.removed, self.trace), 1)
+        ]
         return {"baseline": asdict(self.baseline), "steps": steps, "stop_reason": self.stop_reason}
 
 
@@ -75,7 +79,8 @@ class _Skip(nn.Module):
 
 class _Replay(nn.Module):
     """Stands in for a module whose output is known: the candidate layer j (whose output, as j is
-    skipped, is the cached input of j) or an embedding module. Returns the current batch's entry."""
+    skipped, is the cached input of j) or an embedding module. Returns the current batch's entry.
+    """
 
     def __init__(self, cached: list[Any], rest: tuple | None = None) -> None:
         super().__init__()
@@ -108,16 +113,23 @@ class _Search:
     def __init__(self, model: PreTrainedModel, batches: Sequence[Mapping[str, Tensor]], task: Any | None) -> None:
         arch = architecture_for(model.config)
         if arch.shared_layers:
-            raise LayerDropError("greedy search needs distinct layers; ALBERT repeats one shared layer, so every choice gives the same model")
+            raise LayerDropError(
+                "greedy search needs distinct layers; ALBERT repeats one shared layer, so every choice gives the same model"
+            )
         self.language_model = type(model).__name__.endswith(("ForCausalLM", "LMHeadModel"))
         if not self.language_model and any("labels" not in batch for batch in batches):
             raise LayerDropError("greedy search needs labelled data: give a task with --task and --data")
         self.model, self.task = model, task
         self.stack: nn.ModuleList = get_submodule(model, arch.layers)
-        self.embeddings: list[Slot] = [(get_submodule(model, p.rpartition(".")[0]) if "." in p else model.base_model, p.rpartition(".")[2]) for p in arch.embeddings]
+        self.embeddings: list[Slot] = [
+            (get_submodule(model, p.rpartition(".")[0]) if "." in p else model.base_model, p.rpartition(".")[2])
+            for p in arch.embeddings
+        ]
         self.embedded: list[list[Any]] = [[] for _ in self.embeddings]  # each embedding module's output per batch
         self.inputs = [model_inputs(batch) for batch in batches]
-        self.labels = None if self.language_model else torch.cat([torch.as_tensor(batch["labels"]) for batch in batches])
+        self.labels = (
+            None if self.language_model else torch.cat([torch.as_tensor(batch["labels"]) for batch in batches])
+        )
         self.rest: list[tuple | None] = [None] * len(self.stack)
         self.skips: list[_Skip] = []
 
@@ -126,7 +138,8 @@ class _Search:
 
     def first_pass(self, capture: bool) -> tuple[Evaluation, list[list[Tensor]]]:
         """The full model's evaluation and each layer's output form; with `capture`, each layer's
-        inputs and each embedding module's outputs (which no removal changes)."""
+        inputs and each embedding module's outputs (which no removal changes).
+        """
 
         def form(module: nn.Module, args: tuple, output: Any) -> None:
             self.rest[positions[id(module)]] = tuple(output[1:]) if isinstance(output, tuple) else None
@@ -134,7 +147,10 @@ class _Search:
         positions = {id(m): p for p, m in enumerate(self.stack)}
         handles = [m.register_forward_hook(form) for m in self.stack]
         if capture:
-            handles += [getattr(*slot).register_forward_hook(lambda m, a, out, kept=kept: kept.append(out)) for slot, kept in zip(self.embeddings, self.embedded)]
+            handles += [
+                getattr(*slot).register_forward_hook(lambda m, a, out, kept=kept: kept.append(out))
+                for slot, kept in zip(self.embeddings, self.embedded)
+            ]
         try:
             evaluation, cache = self.run({}, capture_from=0 if capture else len(self.stack))
         finally:
@@ -152,7 +168,10 @@ class _Search:
             return lambda module, args, kwargs: slot.append(args[0] if args else kwargs["hidden_states"])
 
         with _replaced(replacements):
-            handles = [self.stack[capture_from + i].register_forward_pre_hook(keep(slot), with_kwargs=True) for i, slot in enumerate(captured)]
+            handles = [
+                self.stack[capture_from + i].register_forward_pre_hook(keep(slot), with_kwargs=True)
+                for i, slot in enumerate(captured)
+            ]
             try:
                 outputs = []  # classifiers: every batch's logits; language models: (summed NLL, tokens) per batch
                 for index, inputs in enumerate(self.inputs):
@@ -190,7 +209,8 @@ def next_token_nll(logits: Tensor, inputs: Mapping[str, Tensor]) -> tuple[float,
 
 def _rank(evaluation: Evaluation, objective: str) -> tuple[float, ...]:
     """Higher is better; with the score objective, ties (common with accuracy) go to the lower loss.
-    Perplexity is exp(loss), so it ranks as the loss does."""
+    Perplexity is exp(loss), so it ranks as the loss does.
+    """
     return (evaluation.score, -evaluation.loss) if objective == "score" else (-evaluation.loss,)
 
 
@@ -246,13 +266,25 @@ def greedy_search(
         model.train(was_training)
 
 
-def _search(search: _Search, candidates: list[int], max_steps: int, objective: str, max_drop_percent: float | None, reuse: bool, progress: bool) -> GreedyResult:
+def _search(
+    search: _Search,
+    candidates: list[int],
+    max_steps: int,
+    objective: str,
+    max_drop_percent: float | None,
+    reuse: bool,
+    progress: bool,
+) -> GreedyResult:
     baseline, cache = search.first_pass(capture=reuse)
     result = GreedyResult(len(search.stack), baseline, [], [], f"reached the limit of {max_steps} removals")
     for step in range(max_steps):
         best: tuple[tuple[float, ...], int, Evaluation, list[list[Tensor]]] | None = None
-        for layer in tqdm(candidates, desc=f"greedy step {step + 1}", unit="candidate", leave=False, disable=not progress):
-            evaluation, above = _without(search, layer, result.removed, cache if reuse else None, capture=step < max_steps - 1)
+        for layer in tqdm(
+            candidates, desc=f"greedy step {step + 1}", unit="candidate", leave=False, disable=not progress
+        ):
+            evaluation, above = _without(
+                search, layer, result.removed, cache if reuse else None, capture=step < max_steps - 1
+            )
             key = _rank(evaluation, objective)
             if best is None or key >= best[0]:
                 best = (key, layer, evaluation, above)
@@ -268,9 +300,12 @@ def _search(search: _Search, candidates: list[int], max_steps: int, objective: s
     return result
 
 
-def _without(search: _Search, layer: int, removed: list[int], cache: list[list[Tensor]] | None, capture: bool) -> tuple[Evaluation, list[list[Tensor]]]:
+def _without(
+    search: _Search, layer: int, removed: list[int], cache: list[list[Tensor]] | None, capture: bool
+) -> tuple[Evaluation, list[list[Tensor]]]:
     """Evaluate without `removed` and `layer`. With a cache, only the layers above `layer` run (the
-    embeddings are replayed too), and with `capture` their inputs come back for the next step."""
+    embeddings are replayed too), and with `capture` their inputs come back for the next step.
+    """
     if cache is None:
         return search.run({search.slot(p): search.skips[p] for p in [*removed, layer]}, capture_from=len(search.stack))
     stand_ins: dict[Slot, nn.Module] = {search.slot(p): search.skips[p] for p in [*range(layer), *removed]}

@@ -43,7 +43,8 @@ def odd_alternate(num_layers: int, num_drop: int) -> list[int]:
 
 def symmetric(num_layers: int, num_drop: int) -> list[int]:
     """The K middle layers. When L − K is odd the extra kept layer goes to the bottom,
-    since the paper finds lower layers matter most: L=12, K=3 keeps 5 below and 4 above."""
+    since the paper finds lower layers matter most: L=12, K=3 keeps 5 below and 4 above.
+    """
     keep_bottom = (num_layers - num_drop + 1) // 2
     return list(range(keep_bottom, keep_bottom + num_drop))
 
@@ -97,7 +98,11 @@ def _by_rule(rule: Callable[[int, int], list[int]]) -> Callable[[NumDropOptions,
 
     def select(options: NumDropOptions, given: SelectionInput) -> Selection:
         eligible = options.eligible(given.num_layers)
-        args = (len(eligible), options.num_drop, options.seed) if isinstance(options, RandomOptions) else (len(eligible), options.num_drop)
+        args = (
+            (len(eligible), options.num_drop, options.seed)
+            if isinstance(options, RandomOptions)
+            else (len(eligible), options.num_drop)
+        )
         extra = {"seed": options.seed} if isinstance(options, RandomOptions) else {}
         return Selection([eligible[i] for i in rule(*args)], {**extra, **options.protection()})
 
@@ -126,21 +131,49 @@ def _check_explicit(options: ExplicitOptions, num_layers: int) -> None:
 
 
 TOP = Strategy("top", "drop the K layers nearest the output", PAPER, "position", NumDropOptions, _by_rule(top))
-BOTTOM = Strategy("bottom", "drop the K layers nearest the embeddings", PAPER, "position", NumDropOptions, _by_rule(bottom))
+BOTTOM = Strategy(
+    "bottom", "drop the K layers nearest the embeddings", PAPER, "position", NumDropOptions, _by_rule(bottom)
+)
 EVEN_ALTERNATE = Strategy(
-    "even-alternate", "drop every other layer from the top: 12-layer K=2 drops {9,11} (paper: {10,12})", PAPER,
-    "position", NumDropOptions, _by_rule(even_alternate), _at_most(lambda n: (n + 1) // 2),
+    "even-alternate",
+    "drop every other layer from the top: 12-layer K=2 drops {9,11} (paper: {10,12})",
+    PAPER,
+    "position",
+    NumDropOptions,
+    _by_rule(even_alternate),
+    _at_most(lambda n: (n + 1) // 2),
 )
 ODD_ALTERNATE = Strategy(
-    "odd-alternate", "drop every other layer from the second-to-top: 12-layer K=2 drops {8,10} (paper: {9,11})", PAPER,
-    "position", NumDropOptions, _by_rule(odd_alternate), _at_most(lambda n: n // 2),
+    "odd-alternate",
+    "drop every other layer from the second-to-top: 12-layer K=2 drops {8,10} (paper: {9,11})",
+    PAPER,
+    "position",
+    NumDropOptions,
+    _by_rule(odd_alternate),
+    _at_most(lambda n: n // 2),
 )
 SYMMETRIC = Strategy(
-    "symmetric", "drop the K middle layers, keeping (L-K)/2 at each end (extra one at the bottom)", PAPER,
-    "position", NumDropOptions, _by_rule(symmetric),
+    "symmetric",
+    "drop the K middle layers, keeping (L-K)/2 at each end (extra one at the bottom)",
+    PAPER,
+    "position",
+    NumDropOptions,
+    _by_rule(symmetric),
 )
-RANDOM = Strategy("random", "drop K layers drawn at random with --seed: the baseline", "baseline", "position", RandomOptions, _by_rule(random_layers))
+RANDOM = Strategy(
+    "random",
+    "drop K layers drawn at random with --seed: the baseline",
+    "baseline",
+    "position",
+    RandomOptions,
+    _by_rule(random_layers),
+)
 EXPLICIT = Strategy(
-    "explicit", "drop exactly the layers given with --layers, e.g. 9,10,11 or 8-11", "-", "position",
-    ExplicitOptions, _explicit, _check_explicit,
+    "explicit",
+    "drop exactly the layers given with --layers, e.g. 9,10,11 or 8-11",
+    "-",
+    "position",
+    ExplicitOptions,
+    _explicit,
+    _check_explicit,
 )

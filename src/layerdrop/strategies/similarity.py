@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -27,13 +28,15 @@ from transformers import PretrainedConfig, PreTrainedModel
 from layerdrop.architectures import architecture_for, layer_modules
 from layerdrop.errors import LayerDropError
 from layerdrop.strategies.base import POOLINGS
+
 TIME_MAJOR = {"xlnet"}  # layers that see (tokens, batch, hidden) instead of (batch, tokens, hidden)
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
 def default_pooling(config: PretrainedConfig) -> str:
     """The token a model sums a text up in: the last for decoders (those with a final norm: GPT-2,
-    Llama, …; Gromov et al. use it) and XLNet (its <cls> comes last), else the first ([CLS])."""
+    Llama, …; Gromov et al. use it) and XLNet (its <cls> comes last), else the first ([CLS]).
+    """
     return "last" if architecture_for(config).final_norm or getattr(config, "summary_type", None) == "last" else "first"
 
 
@@ -132,7 +135,9 @@ class _Accumulator:
 
     def end_batch(self) -> None:
         if len(self.pooled) != self.num_layers + 1:
-            raise RuntimeError(f"captured {len(self.pooled)} states for {self.num_layers} layers; the layer hooks did not fire as expected")
+            raise RuntimeError(
+                f"captured {len(self.pooled)} states for {self.num_layers} layers; the layer hooks did not fire as expected"
+            )
         unit = F.normalize(torch.stack(self.pooled, dim=2), dim=-1)  # (batch, POOLINGS, L+1, hidden)
         cosine = (unit @ unit.transpose(-1, -2)).clamp(-1, 1).double()
         self.cosine += cosine.sum(0)
@@ -160,7 +165,9 @@ class _StopForward(Exception):
     """Raised after the last layer: the final norm, pooler and head are not needed."""
 
 
-def layer_similarity(model: PreTrainedModel, batches: Iterable[Mapping[str, Tensor]], progress: bool = True) -> SimilarityScores:
+def layer_similarity(
+    model: PreTrainedModel, batches: Iterable[Mapping[str, Tensor]], progress: bool = True
+) -> SimilarityScores:
     """Score every layer on `batches` (tokenized: input_ids, attention_mask, …) in one pass each."""
     layers = layer_modules(model)
     acc = _Accumulator(len(layers), model.config.model_type in TIME_MAJOR)
