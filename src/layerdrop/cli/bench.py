@@ -34,9 +34,7 @@ def bench(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="also write every figure, raw timings included, as JSON")
     ] = None,
-    csv_path: Annotated[
-        Path | None, typer.Option("--csv", help="also write one row per model and cell as CSV")
-    ] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="also write one row per model and cell as CSV")] = None,
     overwrite: Overwrite = False,
     settings: dict[str, Any] | None = None,
 ) -> None:
@@ -193,7 +191,8 @@ def _generation_table(report: GenerationReport) -> Table:
         "ideal",
         "meas./\nideal",
     ):
-        table.add_column(column, justify="left" if column == "model" else "right")
+        model_column = column == "model"  # figures never wrap; a long model label folds instead
+        table.add_column(column, justify="left" if model_column else "right", no_wrap=not model_column, overflow="fold")
     for index in range(len(report.models[0].cells)):
         for label, model in zip(labels, report.models):
             cell = model.cells[index]
