@@ -218,6 +218,8 @@ def finetune(
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.learning_rate,
+        # torch's fused kernel: on 2 CPU cores MiniLM's step took 25 ms instead of 146 (a third of a training step)
+        fused=accelerator.device.type in ("cpu", "cuda"),
     )
     total_steps = config.epochs * len(batches)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
