@@ -91,7 +91,8 @@ def main() -> None:
     train, dev = load_split(task, "train", args.data), load_split(task, "validation", args.data)
     config = TrainConfig(epochs=args.epochs)
     print(
-        f"RTE: {len(train)} train, {len(dev)} dev; all-MiniLM-L6-v2; {args.epochs} epochs; torch threads {torch.get_num_threads()}"
+        f"RTE: {len(train)} train, {len(dev)} dev; all-MiniLM-L6-v2; {args.epochs} epochs; "
+        f"torch threads {torch.get_num_threads()}"
     )
     trainer_speed, trainer_acc = trainer_recipe(train, dev, task, config)
     ours_speed, ours_acc = layerdrop_recipe(train, dev, task, config)

@@ -90,8 +90,10 @@ def main() -> None:
     batches = make_batches(dev, load_tokenizer(path), task=task, batch_size=args.batch_size, max_length=args.max_length)
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     print(
-        f"all-MiniLM-L6-v2, RTE dev: {len(dev)} pairs, {tokens} tokens, {len(batches)} batches of <= {args.batch_size}; "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        f"all-MiniLM-L6-v2, RTE dev: {len(dev)} pairs, {tokens} tokens, "
+        f"{len(batches)} batches of <= {args.batch_size}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
 
     model = load_model(path).eval()
@@ -103,7 +105,8 @@ def main() -> None:
     wall = {name: statistics.median(r[0] for r in rs) for name, rs in runs.items()}
     cpu = {name: statistics.median(r[1] for r in rs) for name, rs in runs.items()}
     print(
-        f"(a) one plain forward pass {wall['plain']:.2f} s (CPU {cpu['plain']:.2f} s), scoring every layer {wall['scoring']:.2f} s "
+        f"(a) one plain forward pass {wall['plain']:.2f} s (CPU {cpu['plain']:.2f} s), "
+        f"scoring every layer {wall['scoring']:.2f} s "
         f"(CPU {cpu['scoring']:.2f} s), medians of {args.repeats}: ratio {wall['scoring'] / wall['plain']:.2f}x wall, "
         f"{cpu['scoring'] / cpu['plain']:.2f}x CPU (target <= 1.2x)"
     )
@@ -126,11 +129,14 @@ def main() -> None:
     reused = [sum(r[i] for r in searches[True]) / 2 for i in (0, 1)]
     best = results[0]
     print(
-        f"(b) greedy search for {args.num_drop} layers, untrained head (means of 2, ABBA order): naive {naive[0]:.1f} s (CPU {naive[1]:.1f} s), "
-        f"with reuse {reused[0]:.1f} s (CPU {reused[1]:.1f} s): ratio {reused[0] / naive[0]:.2f}x wall, {reused[1] / naive[1]:.2f}x CPU (target <= 0.6x)"
+        f"(b) greedy search for {args.num_drop} layers, untrained head (means of 2, ABBA order): "
+        f"naive {naive[0]:.1f} s (CPU {naive[1]:.1f} s), "
+        f"with reuse {reused[0]:.1f} s (CPU {reused[1]:.1f} s): "
+        f"ratio {reused[0] / naive[0]:.2f}x wall, {reused[1] / naive[1]:.2f}x CPU (target <= 0.6x)"
     )
     print(
-        f"    removed {best.removed} in that order, accuracy {best.baseline.score:.3f} -> {' -> '.join(f'{e.score:.3f}' for e in best.trace)}; "
+        f"    removed {best.removed} in that order, "
+        f"accuracy {best.baseline.score:.3f} -> {' -> '.join(f'{e.score:.3f}' for e in best.trace)}; "
         f"same layers and scores with and without reuse: {same}"
     )
     if not same:

@@ -51,12 +51,15 @@ def main() -> None:
         cell = next((c for c in model["cells"] if (c["batch_size"], c["seq_len"]) == CELL), None)
         if cell is None:
             sys.exit(
-                f"no batch {CELL[0]} x length {CELL[1]} cell in the results: keep 32 in --batch-sizes and 128 in --seq-lens"
+                f"no batch {CELL[0]} x length {CELL[1]} cell in the results: "
+                "keep 32 in --batch-sizes and 128 in --seq-lens"
             )
         verdict = "meets" if cell["speedup_vs_ideal"] >= TARGET else "BELOW"
         print(
-            f"{Path(model['model']).name} ({model['num_layers']} layers): speed-up {cell['speedup']:.3f}x, ideal {cell['ideal_speedup']:.3f}x, "
-            f"measured/ideal {cell['speedup_vs_ideal']:.3f} ({verdict} target), other CPU load while timing {cell['background_cpu']:.0%}"
+            f"{Path(model['model']).name} ({model['num_layers']} layers): "
+            f"speed-up {cell['speedup']:.3f}x, ideal {cell['ideal_speedup']:.3f}x, "
+            f"measured/ideal {cell['speedup_vs_ideal']:.3f} ({verdict} target), "
+            f"other CPU load while timing {cell['background_cpu']:.0%}"
         )
 
 

@@ -17,7 +17,7 @@ FAST = dict(epochs=1, batch_size=16, max_length=32, learning_rate=1e-3)
 
 
 def config(**flat) -> RunConfig:
-    """A RunConfig from flat keywords: training fields go to `training`, num_drop and layers to the strategy's options."""
+    """A RunConfig from flat keywords: training fields go to `training`, num_drop and layers to `strategy_options`."""
     training = {k: flat.pop(k) for k in list(flat) if k in TrainConfig.model_fields}
     options = {k: flat.pop(k) for k in ("num_drop", "layers") if k in flat}
     return RunConfig(**flat, strategy_options=options, training=training)

@@ -233,7 +233,8 @@ def test_per_task_options_and_stable_keys() -> None:
         ),
         (
             {"run": {"training": {"epochs": "three"}}},
-            "config: run bert-base-uncased rte none K=0 seed=1 pretrained: training.epochs: input should be a valid integer",
+            "config: run bert-base-uncased rte none K=0 seed=1 pretrained: "
+            "training.epochs: input should be a valid integer",
         ),
         (
             {"run": {"train_from_dev": 1.5}},
@@ -252,7 +253,8 @@ def test_per_task_options_and_stable_keys() -> None:
         ),
         (
             {"regimes": ["iterative"], "run": {"training": {"epochs": 3}}},
-            "config: run bert-base-uncased rte top K=2 seed=1 iterative: iterative dropping of 2 layers every 2 epochs needs at least 4 epochs, got 3",
+            "config: run bert-base-uncased rte top K=2 seed=1 iterative: "
+            "iterative dropping of 2 layers every 2 epochs needs at least 4 epochs, got 3",
         ),
         ({"workers": 0}, "config: workers: Input should be greater than 0"),
     ],
@@ -302,7 +304,7 @@ def test_every_shipped_config_loads_and_expands(path: Path, tmp_path: Path) -> N
 
 
 def test_distilled_runs_share_one_teacher_trained_once(tmp_path: Path, tiny_bert_dir: Path) -> None:
-    """The baseline of each model, task and seed is saved as the teacher; every distilled run needs it and learns from it."""
+    """The baseline of each model, task and seed is saved as the teacher; every distilled run learns from it."""
     from layerdrop.sweep import SweepRunner, sweep_jobs, teacher_of
 
     config = parse_sweep(

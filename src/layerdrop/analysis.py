@@ -34,8 +34,10 @@ COLUMNS = (
 
 @dataclass
 class LayerAnalysis:
-    """One row per layer (`COLUMNS`; angular distance for a block of one layer, with `pooling`),
-    and the (L+1)×(L+1) cosine similarity between the representations after 0..L layers.
+    """Per-layer scores of a model and the cosine similarity between its layers' representations.
+
+    `rows` has one row per layer (`COLUMNS`; angular distance for a block of one layer, with `pooling`);
+    `cosine_matrix` is the (L+1)×(L+1) cosine similarity between the representations after 0..L layers.
     """
 
     rows: list[dict[str, float]]

@@ -17,6 +17,8 @@ from layerdrop.errors import LayerDropError
 
 @dataclass(frozen=True)
 class Architecture:
+    """Where one family of architectures keeps its layers, layer count, embeddings and final norm."""
+
     model_types: tuple[str, ...]
     layers: str  # dotted path of the nn.ModuleList of layers, relative to model.base_model
     num_layers_key: str  # config key that counts the layers
@@ -69,6 +71,7 @@ def architecture_for(config: PretrainedConfig) -> Architecture:
 
 
 def num_layers(config: PretrainedConfig) -> int:
+    """The number of layers the config declares, read from the architecture's own config key."""
     return int(getattr(config, architecture_for(config).num_layers_key))
 
 
@@ -91,16 +94,19 @@ def check_shared_layers(config: PretrainedConfig) -> None:
     """ALBERT with several layer groups maps depth to groups by position; dropping would remap them."""
     if getattr(config, "num_hidden_groups", 1) != 1:
         raise LayerDropError(
-            f"ALBERT with num_hidden_groups={config.num_hidden_groups} is not supported; only the usual single shared group"
+            f"ALBERT with num_hidden_groups={config.num_hidden_groups} is not supported; "
+            "only the usual single shared group"
         )
 
 
 def final_norm(model: PreTrainedModel) -> nn.Module | None:
+    """The norm a decoder applies after its last layer, or None where the architecture has none."""
     arch = architecture_for(model.config)
     return get_submodule(model, arch.final_norm) if arch.final_norm else None
 
 
 def embedding_parameters(model: PreTrainedModel) -> int:
+    """Parameters in the embedding modules, each shared tensor counted once."""
     arch = architecture_for(model.config)
     seen: set[int] = set()
     total = 0
@@ -113,6 +119,7 @@ def embedding_parameters(model: PreTrainedModel) -> int:
 
 
 def parameter_count(module: nn.Module) -> int:
+    """Total number of parameters in `module` (shared tensors are counted once by `parameters()`)."""
     return sum(p.numel() for p in module.parameters())
 
 

@@ -86,6 +86,8 @@ class CellResult:
 
 @dataclass
 class ModelResult:
+    """One benchmarked model: what it is, its size, and its results cell by cell."""
+
     model: str
     architecture: str
     num_layers: int
@@ -98,6 +100,8 @@ class ModelResult:
 
 @dataclass
 class BenchReport:
+    """A whole benchmark run: the settings and machine it ran on, and every model's results."""
+
     settings: dict[str, Any]
     threads: int
     device_name: str
@@ -107,6 +111,7 @@ class BenchReport:
     models: list[ModelResult]
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as plain nested dicts and lists, for JSON."""
         return asdict(self)
 
     def rows(self) -> list[dict[str, Any]]:
@@ -202,11 +207,11 @@ def run_bench(names: Sequence[str], settings: BenchSettings, on_step: StepCallba
     steps = len(cells) + (len(names) if settings.memory else 0)
     progress = on_step or (lambda what, done, total: None)
     models = [load_for_bench(name, settings) for name in names]
-    results = [_model_result(name, model) for name, model in zip(names, models)]
+    results = [_model_result(name, model) for name, model in zip(names, models, strict=True)]
     for done, (batch_size, seq_len) in enumerate(cells):
         progress(f"timing batch {batch_size}, length {seq_len}", done, steps)
         inputs = make_inputs(batch_size, seq_len, vocab_size, special, settings.seed, settings.device)
-        for result, cell in zip(results, _time_cell(models, inputs, settings)):
+        for result, cell in zip(results, _time_cell(models, inputs, settings), strict=True):
             result.cells.append(cell)
     del models
     gc.collect()
@@ -233,7 +238,9 @@ def _cells(
 ) -> tuple[list[tuple[int, int]], list[str]]:
     """(batch, length) pairs, lengths clamped to the shortest position limit so every model gets the same input."""
     limits = [
-        (max_positions(config), name) for config, name in zip(configs, names) if max_positions(config) is not None
+        (max_positions(config), name)
+        for config, name in zip(configs, names, strict=True)
+        if max_positions(config) is not None
     ]
     limit, limited_by = min(limits) if limits else (None, None)
     notes, lengths = [], []
@@ -260,8 +267,10 @@ def _model_result(name: str, model: PreTrainedModel) -> ModelResult:
 def _time_cell(
     models: Sequence[PreTrainedModel], inputs: dict[str, torch.Tensor], settings: BenchSettings
 ) -> list[CellResult]:
-    """FLOPs (the first, uncounted warm-up), more warm-up, then `repeats` rounds of one timed forward
-    per model, a different model first each round.
+    """Count FLOPs and time one forward of every model on `inputs`, rotating which model goes first.
+
+    Counting FLOPs is the first, uncounted warm-up; then more warm-up, then `repeats` rounds of one timed
+    forward per model, a different model first each round.
     """
     sync = torch.cuda.synchronize if settings.device == "cuda" else (lambda: None)
     flops = [count_flops(model, inputs) for model in models]
@@ -286,7 +295,7 @@ def _time_cell(
     busy_elsewhere = background.share()
     batch_size, seq_len = inputs["input_ids"].shape
     cells = []
-    for model_flops, model_times in zip(flops, times):
+    for model_flops, model_times in zip(flops, times, strict=True):
         median = statistics.median(model_times)
         p90 = statistics.quantiles(model_times, n=10, method="inclusive")[-1] if len(model_times) > 1 else median
         cells.append(
@@ -305,8 +314,9 @@ def _time_cell(
 
 
 class _BackgroundCpu:
-    """How busy the machine was with anything but this process (other jobs, hypervisor steal):
-    timings taken beside a busy neighbour are noisy, and the report says so.
+    """How busy the machine was with anything but this process (other jobs, hypervisor steal).
+
+    Timings taken beside a busy neighbour are noisy, and the report says so.
     """
 
     def __init__(self) -> None:
@@ -333,7 +343,7 @@ def _rotated(count: int, round_: int) -> list[int]:
 def _compare(results: Sequence[ModelResult]) -> None:
     """Speed-up of every model over the first, cell by cell, beside the FLOPs ratio."""
     for result in results:
-        for cell, first in zip(result.cells, results[0].cells):
+        for cell, first in zip(result.cells, results[0].cells, strict=True):
             cell.speedup = cell.throughput / first.throughput
             cell.ideal_speedup = first.flops / cell.flops
             cell.speedup_vs_ideal = cell.speedup / cell.ideal_speedup
@@ -368,7 +378,7 @@ def _add_memory(
         raise RuntimeError(f"memory probe for {result.model} failed:\n{probe.stderr[-3000:]}")
     measured = json.loads(probe.stdout.strip().splitlines()[-1])
     result.loaded_memory_bytes = measured["loaded"]
-    for cell, (peak, activation) in zip(result.cells, measured["cells"]):
+    for cell, (peak, activation) in zip(result.cells, measured["cells"], strict=True):
         cell.peak_memory_bytes, cell.activation_memory_bytes = peak, activation
     return measured["method"]
 
@@ -396,7 +406,7 @@ def probe_memory(spec: dict[str, Any]) -> dict[str, Any]:
             )
             model(**inputs)  # lazy one-off allocations (thread pools, kernel caches) are not activations
             _release_freed_memory()
-            before, peak = measure(lambda: model(**inputs))
+            before, peak = measure(lambda inputs=inputs: model(**inputs))
             cells.append((peak, peak - before))
     return {"loaded": loaded, "cells": cells, "method": method}
 

@@ -104,7 +104,7 @@ def make_batches(
     texts, labels = _texts_and_labels(data, task)
     if tokenizer.pad_token is None:  # decoders: pad with end-of-text; the attention mask hides it
         tokenizer.pad_token = tokenizer.eos_token
-    encoded = tokenizer(*map(list, zip(*texts)), truncation=True, max_length=max_length)
+    encoded = tokenizer(*map(list, zip(*texts, strict=True)), truncation=True, max_length=max_length)
     features = [{key: values[i] for key, values in encoded.items()} for i in range(len(texts))]
     order = sorted(range(len(texts)), key=lambda i: len(features[i]["input_ids"]))
     batches = []
@@ -126,5 +126,5 @@ def _texts_and_labels(data: Any, task: Task | None) -> tuple[list[tuple[str, ...
         if missing := [c for c in columns if c not in data.column_names]:
             raise LayerDropError(f"the data has no column {missing[0]!r}; it has {', '.join(data.column_names)}")
         labels = data["label"] if "label" in data.column_names else None
-        return list(zip(*(data[c] for c in columns))), labels
+        return list(zip(*(data[c] for c in columns), strict=True)), labels
     return [(text,) if isinstance(text, str) else tuple(text) for text in data], None

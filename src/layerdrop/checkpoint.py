@@ -69,8 +69,10 @@ def model_class(config: PretrainedConfig, head: str | None) -> type[PreTrainedMo
 
 
 def check_weights(name: str) -> list[Path]:
-    """The weight files of a local checkpoint, each opened to check its header; a one-line error when
-    there are none, or one is empty, truncated or not a weights file. Hub names are left to the hub.
+    """The weight files of a local checkpoint, each opened to check its header.
+
+    Raises a one-line error when there are none, or one is empty, truncated or not a weights file.
+    Hub names are left to the hub.
     """
     folder = Path(resolve_source(name))
     if not folder.is_dir():
@@ -129,7 +131,8 @@ def load_model(
         missing := [key for key in info["missing_keys"] if not key.startswith(model.base_model_prefix)]
     ):
         raise LayerDropError(
-            f"{name!r} has no trained {cls.__name__} head ({', '.join(sorted(missing)[:2])} would be random); fine-tune it first"
+            f"{name!r} has no trained {cls.__name__} head ({', '.join(sorted(missing)[:2])} would be random); "
+            "fine-tune it first"
         )
     model.name_or_path = name
     return model

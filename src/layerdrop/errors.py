@@ -6,4 +6,4 @@ and keeps its traceback.
 
 
 class LayerDropError(Exception):
-    """Bad input: unknown model or task, impossible layer set, malformed data file, …"""
+    """Bad input: unknown model or task, impossible layer set, malformed data file, and the like."""

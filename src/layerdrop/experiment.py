@@ -48,7 +48,9 @@ class RunConfig(Settings):
     )
     regime: Regime = Field(
         "pretrained",
-        description="pretrained (drop, then fine-tune), finetuned (fine-tune, drop, fine-tune again), task-specific, iterative",
+        description=(
+            "pretrained (drop, then fine-tune), finetuned (fine-tune, drop, fine-tune again), task-specific, iterative"
+        ),
     )
     iterative_every: int = Field(2, ge=1, description="iterative regime: drop one layer every N epochs")
     model_is_finetuned: bool = Field(False, description="finetuned regime: MODEL is already fine-tuned on the task")
@@ -68,7 +70,9 @@ class RunConfig(Settings):
     training: TrainConfig = Field(default_factory=TrainConfig, description="fine-tuning settings")
     distill: bool = Field(
         False,
-        description="recover the dropped model by distillation from the fine-tuned full model instead of plain fine-tuning",
+        description=(
+            "recover the dropped model by distillation from the fine-tuned full model instead of plain fine-tuning"
+        ),
     )
     teacher: str | None = Field(
         None,
@@ -106,8 +110,8 @@ class RunConfig(Settings):
                 raise ValueError("iterative dropping takes a positional strategy (top, bottom, symmetric, …)")
             if self.training.epochs < self.iterative_every * options.num_drop:
                 raise ValueError(
-                    f"iterative dropping of {options.num_drop} layers every {self.iterative_every} epochs needs at least "
-                    f"{self.iterative_every * options.num_drop} epochs, got {self.training.epochs}"
+                    f"iterative dropping of {options.num_drop} layers every {self.iterative_every} epochs "
+                    f"needs at least {self.iterative_every * options.num_drop} epochs, got {self.training.epochs}"
                 )
         if strategy.judges_outputs and self.regime == "pretrained":
             raise ValueError(f"strategy {strategy.name!r} needs a fine-tuned model: use --regime finetuned")
@@ -248,7 +252,8 @@ def _given_teacher(config: RunConfig, task: Any) -> Any:
     teacher = load_model(config.teacher, head="sequence-classification", trained_head=True)
     if teacher.config.num_labels != task.num_labels:
         raise LayerDropError(
-            f"teacher {config.teacher!r} has {teacher.config.num_labels} outputs but {task.name} needs {task.num_labels}"
+            f"teacher {config.teacher!r} has {teacher.config.num_labels} outputs "
+            f"but {task.name} needs {task.num_labels}"
         )
     return teacher
 

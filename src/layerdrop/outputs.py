@@ -1,7 +1,9 @@
-"""Every file and folder layerdrop writes goes through `staged`: checked before any work starts,
-written beside its final place under a hidden staging name, and renamed into place only once
-complete. A failure, Ctrl-C or a kill therefore never leaves a half-written output, and the
-next write to the same place removes staging left behind by a process that no longer exists.
+"""Every file and folder layerdrop writes goes through `staged`, so no output is ever half-written.
+
+An output is checked before any work starts, written beside its final place under a hidden staging
+name, and renamed into place only once complete. A failure, Ctrl-C or a kill therefore never leaves
+a half-written output, and the next write to the same place removes staging left behind by a process
+that no longer exists.
 
 Staging names carry the host and process id (`.NAME.staging-HOST-PID-RANDOM`), so a writer
 only ever removes leftovers of dead processes on its own host. Outputs are created with the
@@ -56,8 +58,9 @@ def _holds_something(path: Path) -> bool:
 
 @contextmanager
 def staged(path: str | Path, kind: Kind, overwrite: bool = False, what: str = "output") -> Iterator[Path]:
-    """Yield a staging path beside `path` (a created folder, or a file name to write) that
-    replaces `path` only when the block completes; on any error or interrupt it is removed.
+    """Yield a staging path beside `path` that replaces `path` only when the block completes.
+
+    The staging path is a created folder, or a file name to write; on any error or interrupt it is removed.
     """
     path = check_output(path, kind, overwrite, what)
     try:

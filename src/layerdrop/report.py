@@ -114,7 +114,8 @@ def score_table(report: Report) -> pd.DataFrame:
     for column in [*report.tasks, "Avg"]:
         mean, std = report.mean[column], report.std[column]
         cells[column] = [
-            "-" if pd.isna(m) else f"{m:.1f}" if pd.isna(s) else f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, std)
+            "-" if pd.isna(m) else f"{m:.1f}" if pd.isna(s) else f"{m:.1f} ± {s:.1f}"
+            for m, s in zip(mean, std, strict=True)
         ]
     if "Δ" in report.mean:
         cells["Δ"] = report.mean["Δ"].map(lambda d: "-" if pd.isna(d) else f"{d:+.1f}")
@@ -185,7 +186,7 @@ def plot_average(report: Report, path: Path) -> None:
     full = _full_model(average)
     models = list(average.index.unique("model"))
     figure = Figure(figsize=(5 * len(models), 4), layout="constrained")
-    for axes, model in zip(figure.subplots(1, len(models), squeeze=False)[0], models):
+    for axes, model in zip(figure.subplots(1, len(models), squeeze=False)[0], models, strict=True):
         lines = average.xs(model, level="model").drop(index=FULL_MODEL, level="strategy", errors="ignore")
         for name, line in lines.groupby(level=[n for n in lines.index.names if n != "num_drop"]):
             label = " ".join(name) if isinstance(name, tuple) else name

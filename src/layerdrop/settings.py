@@ -59,7 +59,9 @@ class CalibrationData(Settings):
     )
     corpus: str | None = Field(
         None,
-        description="or on running text of a built-in corpus, e.g. shakespeare:calibration, cut into --max-length pieces",
+        description=(
+            "or on running text of a built-in corpus, e.g. shakespeare:calibration, cut into --max-length pieces"
+        ),
     )
     dataset: str | None = Field(
         None, description="or on running text of a Hugging Face dataset NAME[:CONFIG] (needs the hub)"

@@ -13,9 +13,10 @@ from layerdrop.surgery import dropping_record
 
 
 def model_summary(name: str, head: str | None = None) -> dict[str, Any]:
-    """Architecture, layer count, parameters (total, embeddings, per layer), size on disk, and the
-    `layer_dropping` record. Parameters are counted on the meta device, so this is instant even for
-    a 70B model.
+    """Architecture, layer count, parameters, size on disk and the `layer_dropping` record of a model.
+
+    Parameters (total, embeddings, per layer) are counted on the meta device, so this is instant even
+    for a 70B model.
     """
     config = load_model_config(name)
     check_weights(name)  # a checkpoint with missing or broken weights is not fine

@@ -103,12 +103,13 @@ class SweepConfig(ExecutionSettings):
         _check_keys("strategy_options", self.strategy_options, self.strategies, "strategy", require_all=False)
         if axes := sorted(set(self.run) & AXES):
             raise ValueError(
-                f"run: {axes[0]!r} is set by the grid; use the top-level keys (models, tasks, strategies, num_drop, seeds, "
-                "regimes, distill, distillation)"
+                f"run: {axes[0]!r} is set by the grid; use the top-level keys "
+                "(models, tasks, strategies, num_drop, seeds, regimes, distill, distillation)"
             )
         return self
 
     def num_drop_for(self, model: str) -> list[int]:
+        """The Ks to run for `model`: the shared list, or its own entry when K is given per model."""
         return self.num_drop[model] if isinstance(self.num_drop, dict) else self.num_drop
 
     def execution(self, **overrides: Any) -> ExecutionSettings:
@@ -312,6 +313,7 @@ class SweepRunner:
     teachers: dict[str, str] = field(default_factory=dict)  # run key -> where its model goes
 
     def __call__(self, spec: Spec) -> Result:
+        """Run `spec`, saving its model where other runs learn from it; rerun a teacher whose model is gone."""
         from layerdrop.experiment import run_experiment
 
         config = RunConfig.model_validate(spec)
@@ -328,7 +330,7 @@ def identity(spec: Spec) -> dict[str, Any]:
     """The columns that identify a run in the database and the report."""
     config = RunConfig.model_validate(spec)
     values = (config.model, config.task, config.strategy, config.num_drop, config.training.seed, config.regime)
-    return dict(zip(IDENTITY, values))
+    return dict(zip(IDENTITY, values, strict=True))
 
 
 def run_key(spec: Spec) -> str:
@@ -378,6 +380,7 @@ def open_db(path: Path) -> sqlite3.Connection:
 
 
 def finished_keys(conn: sqlite3.Connection) -> set[str]:
+    """The run keys already in the database, so a resumed sweep skips them."""
     return {key for (key,) in conn.execute("SELECT run_key FROM runs")}
 
 
@@ -474,7 +477,10 @@ def describe_run(spec: Spec) -> str:
     """One line naming a run, as progress lines and errors show it."""
     run = identity(spec)
     distilled = " distilled" if spec.get("distill") else ""
-    return f"{run['model']} {run['task']} {run['strategy']} K={run['num_drop']} seed={run['seed']} {run['regime']}{distilled}"
+    return (
+        f"{run['model']} {run['task']} {run['strategy']} K={run['num_drop']} seed={run['seed']} "
+        f"{run['regime']}{distilled}"
+    )
 
 
 def run_sweep(

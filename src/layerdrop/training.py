@@ -45,6 +45,8 @@ from layerdrop.settings import TrainConfig
 
 @dataclass
 class TrainStats:
+    """What a fine-tuning run did: examples, epochs, steps, time, throughput and losses, for the result record."""
+
     train_examples: int
     epochs: int
     steps: int
@@ -55,6 +57,7 @@ class TrainStats:
     events: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The stats as a plain dict, for JSON."""
         return asdict(self)
 
 

@@ -142,7 +142,7 @@ def test_bench_generate_compares_decoders_beside_their_flops(
     assert "tokens/s" in ran.stdout and "ideal" in ran.stdout
     full, small = json.loads((tmp_path / "g.json").read_text())["models"]
     assert [c["batch_size"] for c in small["cells"]] == [1, 2]
-    for cell, base in zip(small["cells"], full["cells"]):
+    for cell, base in zip(small["cells"], full["cells"], strict=True):
         assert cell["ideal_speedup"] == pytest.approx(base["flops"] / cell["flops"]) and cell["ideal_speedup"] > 1
     assert_one_line_error(
         layerdrop_in_process(capsys, "bench", llama_dir, "--generate", "--seq-lens", "8"),

@@ -1,5 +1,6 @@
-"""Greedy layer removal by perplexity on decoder LLMs (SLEB): reuse equals the naive search, and each
-step's perplexity equals that of the model with those layers really dropped, computed by hand.
+"""Greedy layer removal by perplexity on decoder LLMs (SLEB): reuse equals the naive search.
+
+Each step's perplexity also equals that of the model with those layers really dropped, computed by hand.
 """
 
 from __future__ import annotations

@@ -25,7 +25,11 @@ def analyze(
     overwrite: Overwrite = False,
     calibration: dict[str, Any] | None = None,
 ) -> None:
-    """Score every layer of MODEL on --task/--data, --text-file or --corpus: cosines, block influence, angular distance, weights."""
+    """Score every layer of MODEL on data: cosines, block influence, angular distance, weight statistics.
+
+    The data is a task's split (--task/--data), a file of texts (--text-file), or running text
+    (--corpus, or a Hugging Face dataset with --dataset).
+    """
     from layerdrop.analysis import analyze_layers, write_analysis
     from layerdrop.calibration import load_calibration, make_batches
     from layerdrop.checkpoint import load_model, load_tokenizer

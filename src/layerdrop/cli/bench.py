@@ -104,8 +104,9 @@ def _table(report: BenchReport) -> Table:
     labels = _labels([m.model for m in report.models])
     settings = report.settings
     caption = [
-        f"{report.device_name}, {settings['dtype']}, {report.threads} threads, median of {settings['repeats']} after {settings['warmup']} warm-up",
-        *(_describe(label, model) for label, model in zip(labels, report.models)),
+        f"{report.device_name}, {settings['dtype']}, {report.threads} threads, "
+        f"median of {settings['repeats']} after {settings['warmup']} warm-up",
+        *(_describe(label, model) for label, model in zip(labels, report.models, strict=True)),
         *(
             [f"memory: {report.memory_method}; act. = peak minus memory before the forward"]
             if report.memory_method
@@ -142,7 +143,7 @@ def _table(report: BenchReport) -> Table:
     ):
         table.add_column(column, justify="left" if column == "model" else "right", overflow="fold")
     for index in range(len(report.models[0].cells)):
-        for label, model in zip(labels, report.models):
+        for label, model in zip(labels, report.models, strict=True):
             cell = model.cells[index]
             table.add_row(
                 f"{cell.batch_size}×{cell.seq_len}",
@@ -169,11 +170,12 @@ def _generation_table(report: GenerationReport) -> Table:
     labels = _labels([m.model for m in report.models])
     settings = report.settings
     caption = [
-        f"{report.device_name}, {settings['dtype']}, {report.threads} threads, greedy, {settings['prompt_tokens']} prompt tokens "
+        f"{report.device_name}, {settings['dtype']}, {report.threads} threads, greedy, "
+        f"{settings['prompt_tokens']} prompt tokens "
         f"then {settings['new_tokens']} new, KV cache, median of {settings['repeats']}",
         *(
             f"{label}: {m.model}, {m.num_layers} layers, {m.parameters:,} parameters"
-            for label, m in zip(labels, report.models)
+            for label, m in zip(labels, report.models, strict=True)
         ),
         "ideal = FLOPs of the first model's generation / FLOPs of this one's (embeddings and LM head included)",
     ]
@@ -194,7 +196,7 @@ def _generation_table(report: GenerationReport) -> Table:
         model_column = column == "model"  # figures never wrap; a long model label folds instead
         table.add_column(column, justify="left" if model_column else "right", no_wrap=not model_column, overflow="fold")
     for index in range(len(report.models[0].cells)):
-        for label, model in zip(labels, report.models):
+        for label, model in zip(labels, report.models, strict=True):
             cell = model.cells[index]
             table.add_row(
                 str(cell.batch_size),

@@ -187,5 +187,8 @@ def _summary(record: dict[str, Any]) -> str:
             f"(teacher {record['teacher_spearman']:.2f}, {100 * record['retained']:.1f}% retained)"
         )
     if "score" in record:
-        return f"{record['task']}: score {record['score']:.4f} (teacher {record['teacher_score']:.4f}, {100 * record['retained']:.1f}% retained)"
+        return (
+            f"{record['task']}: score {record['score']:.4f} "
+            f"(teacher {record['teacher_score']:.4f}, {100 * record['retained']:.1f}% retained)"
+        )
     return f"distilled on {record['sentences']:,} sentences"

@@ -64,7 +64,8 @@ def drop(
     drop_layers(loaded, selection.layers, strategy=selection.record)
     save_model(loaded, output, tokenizer=tokenizer, overwrite=overwrite, extra_files_from=model)
     typer.echo(
-        f"dropped layers {selection.layers} of {total} ({chosen.name}); saved a {total - len(selection.layers)}-layer model to {output}"
+        f"dropped layers {selection.layers} of {total} ({chosen.name}); "
+        f"saved a {total - len(selection.layers)}-layer model to {output}"
     )
 
 

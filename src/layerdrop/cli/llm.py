@@ -88,8 +88,9 @@ def heal(
     text: dict[str, Any] | None = None,
     healing: dict[str, Any] | None = None,
 ) -> None:
-    """Heal a causal LM with dropped layers on running text (LoRA merged into the weights, or logit distillation
-    from --teacher) and save a plain checkpoint to --output.
+    """Heal a causal LM with dropped layers on running text and save a plain checkpoint to --output.
+
+    Healing is LoRA merged into the weights, or logit distillation from --teacher.
     """
     from layerdrop.checkpoint import load_model, load_tokenizer, save_model
     from layerdrop.corpora import load_tokens

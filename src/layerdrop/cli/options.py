@@ -13,7 +13,7 @@ import inspect
 import types
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import typer
 from pydantic.fields import FieldInfo
@@ -46,13 +46,13 @@ def settings_options(
     exclude: Collection[str] = (),
     panel: str | None = None,
 ) -> Callable[[F], F]:
-    """Add one option per field of `schemas` (the first schema naming a field wins; `include` or
-    `exclude` pick fields by name) to a command.
+    """Add one option per field of `schemas` to a command.
 
-    The command receives the values as the dict parameter `into`. With `optional`, every option
-    defaults to None and unset ones are left out of the dict, so the schema's
-    own defaults and cross-field checks decide (strategy options differ per strategy). `panel`
-    groups the options under a heading of their own in --help.
+    The first schema naming a field wins; `include` or `exclude` pick fields by name. The command
+    receives the values as the dict parameter `into`. With `optional`, every option defaults to None
+    and unset ones are left out of the dict, so the schema's own defaults and cross-field checks
+    decide (strategy options differ per strategy). `panel` groups the options under a heading of
+    their own in --help.
     """
     fields: dict[str, FieldInfo] = {}
     for schema in schemas:
@@ -96,7 +96,7 @@ def _parameter(name: str, info: FieldInfo, optional: bool, panel: str | None) ->
         f"{flag(name)}/--no-{flag(name)[2:]}" if cli_type is bool and (optional or default is True) else flag(name)
     )
     if default is None:
-        cli_type = Optional[cli_type]
+        cli_type = cli_type | None
     option = typer.Option(
         declared,
         *extra.get("flags", ()),
@@ -110,8 +110,10 @@ def _parameter(name: str, info: FieldInfo, optional: bool, panel: str | None) ->
 
 
 def _cli_type(annotation: Any) -> Any:
-    """The type typer parses a field as: its own when simple (or a Literal), str when the schema parses text
-    itself (layer lists), None for what has no command-line form (mappings, nested schemas).
+    """The type typer parses a field as, or None for what has no command-line form.
+
+    A simple type (or a Literal) is kept; str when the schema parses text itself (layer lists); None for
+    mappings and nested schemas.
     """
     origin = get_origin(annotation)
     if origin is Annotated:

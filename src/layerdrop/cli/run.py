@@ -58,8 +58,9 @@ def run(
     training: dict[str, Any] | None = None,
     distillation: dict[str, Any] | None = None,
 ) -> None:
-    """Drop layers from MODEL, fine-tune (or, with --distill, distil from the fine-tuned full model) on a task,
-    evaluate on its dev set; print or write one JSON result.
+    """Drop layers from MODEL, fine-tune on a task, evaluate on its dev set; print or write one JSON result.
+
+    With --distill, the dropped model is distilled from the fine-tuned full model instead of fine-tuned alone.
     """
     from layerdrop.experiment import run_experiment
 
@@ -111,8 +112,10 @@ def evaluate(
     training: dict[str, Any] | None = None,
     harness: dict[str, Any] | None = None,
 ) -> None:
-    """Score MODEL: a fine-tuned classifier on a task's dev set(s), a sentence encoder zero-shot (--embeddings),
-    or a language model with lm-eval (--lm-eval).
+    """Score MODEL on a task's dev set(s), zero-shot as a sentence encoder, or with lm-eval.
+
+    MODEL is a fine-tuned classifier (--task), a sentence encoder scored zero-shot (--embeddings),
+    or a language model run through lm-evaluation-harness (--lm-eval).
     """
     from layerdrop.errors import LayerDropError
     from layerdrop.experiment import versions
@@ -160,7 +163,8 @@ def evaluate(
     loaded = load_model(model, head="sequence-classification", trained_head=True)
     if loaded.config.num_labels != task.num_labels:
         raise LayerDropError(
-            f"{model} has {loaded.config.num_labels} outputs but {task.name} needs {task.num_labels}; is it fine-tuned on this task?"
+            f"{model} has {loaded.config.num_labels} outputs but {task.name} needs {task.num_labels}; "
+            "is it fine-tuned on this task?"
         )
     scores = evaluate_model(loaded, load_tokenizer(model), task, eval_sets, run.training)
     _emit(

@@ -188,7 +188,7 @@ def _read_glue_tsv(task: Task, path: Path) -> Dataset:
     if rows and len(rows[0]) < needed:
         raise LayerDropError(f"{path}:{first_line}: {len(rows[0])} fields, a {task.name} file has at least {needed}")
     table = pd.DataFrame(
-        {column: [row[i] for row in rows] for column, i in zip(task.text_columns, task.tsv_text_indices)}
+        {column: [row[i] for row in rows] for column, i in zip(task.text_columns, task.tsv_text_indices, strict=True)}
     )
     labels = pd.Series([row[task.tsv_label_index] for row in rows], dtype=object)
     table["label"] = _encode_labels(task, labels, lambda i: f"{path}:{first_line + i}")

@@ -1,5 +1,7 @@
-"""Gromov et al. 2024 ("The unreasonable ineffectiveness of the deeper layers"): drop the block of
-n consecutive layers whose input and output are closest in angle, arccos(cos(h_ℓ, h_ℓ+n))/π.
+"""Gromov et al. 2024 ("The unreasonable ineffectiveness of the deeper layers"): angular distance.
+
+Drop the block of n consecutive layers whose input and output are closest in angle,
+arccos(cos(h_ℓ, h_ℓ+n))/π.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ from layerdrop.strategies.base import NumDropOptions, Pooling, Selection, Select
 
 
 class AngularOptions(NumDropOptions):
+    """K, the size of the one block dropped, and which tokens' representations are compared."""
+
     pooling: Pooling | None = Field(
         None,
-        description="token(s) compared: first (e.g. [CLS]), last or mean (default: first for encoders, last for decoders)",
+        description=(
+            "token(s) compared: first (e.g. [CLS]), last or mean (default: first for encoders, last for decoders)"
+        ),
     )
 
 

@@ -1,5 +1,7 @@
-"""What a layer-selection strategy is: one entry with a name, a one-line description, its paper,
-what it needs to look at, an options schema and a `select` function.
+"""What a layer-selection strategy is: one registered entry that the CLI, sweeps and Python API share.
+
+An entry has a name, a one-line description, its paper, what it needs to look at, an options schema
+and a `select` function.
 
 Every entry's options derive from `StrategyOptions`, so the CLI, sweeps and the Python API
 validate the same way: an option the strategy does not take, or a value out of range, is refused
@@ -57,7 +59,8 @@ class StrategyOptions(Settings):
         if self.num_drop is not None and self.num_drop >= len(eligible):
             protected = " with its protected layers" if len(eligible) < num_layers else ""
             raise LayerDropError(
-                f"{named('num_drop')} must be between 1 and {len(eligible) - 1} for a {num_layers}-layer model{protected}, got {self.num_drop}"
+                f"{named('num_drop')} must be between 1 and {len(eligible) - 1} "
+                f"for a {num_layers}-layer model{protected}, got {self.num_drop}"
             )
         if limit is not None and self.num_drop is not None and self.num_drop > limit:
             raise LayerDropError(f"this strategy can drop at most {limit} of {num_layers} layers, got {self.num_drop}")
@@ -91,6 +94,7 @@ class SelectionInput:
 
     @cached_property
     def similarity(self) -> SimilarityScores:
+        """Per-layer similarity scores of `model` on `batches`, from one hooked forward pass on first use."""
         from layerdrop.strategies.similarity import layer_similarity
 
         return layer_similarity(self.model, self.batches, progress=self.progress)
@@ -145,6 +149,7 @@ class Strategy:
 
     @property
     def uses_data(self) -> bool:
+        """Whether the strategy scores layers on data, so it needs batches and records where they came from."""
         return self.needs == "texts"
 
     def run(self, values: Mapping[str, Any] | StrategyOptions, given: SelectionInput) -> Selection:
@@ -154,7 +159,8 @@ class Strategy:
             raise LayerDropError(f"strategy {self.name!r} needs the model's weights")
         if self.uses_data and not given.batches:
             raise LayerDropError(
-                f"strategy {self.name!r} needs data: a task ({named('task')}), texts ({named('text_file')}) or running text ({named('corpus')})"
+                f"strategy {self.name!r} needs data: a task ({named('task')}), texts ({named('text_file')}) "
+                f"or running text ({named('corpus')})"
             )
         selection = self.select(options, given)
         if len(selection.layers) >= given.num_layers:

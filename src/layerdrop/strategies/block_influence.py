@@ -1,5 +1,7 @@
-"""ShortGPT's block influence (Men et al. 2024): 1 − the token-wise cosine of a layer's input and
-output, averaged over every non-padding token; the layers with the least influence go first.
+"""ShortGPT's block influence (Men et al. 2024): the layers with the least influence go first.
+
+A layer's influence is 1 − the token-wise cosine of its input and output, averaged over every
+non-padding token.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""The paper's contribution-based strategy (Sajjad et al. 2023, Section 3.2): a layer whose output
-[CLS] vector is almost its input's contributes little. Cosines come from one hooked forward pass.
+"""The paper's contribution-based strategy (Sajjad et al. 2023, Section 3.2).
+
+A layer whose output [CLS] vector is almost its input's contributes little. Cosines come from one
+hooked forward pass.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from layerdrop.strategies.base import Pooling, Selection, SelectionInput, Strate
 
 
 class ContributionOptions(StrategyOptions):
+    """Either K or a cosine threshold, and which tokens' representations are compared."""
+
     threshold: float | None = Field(
         None,
         gt=-1,
@@ -22,7 +26,9 @@ class ContributionOptions(StrategyOptions):
     )
     pooling: Pooling | None = Field(
         None,
-        description="token(s) compared: first (e.g. [CLS]), last or mean (default: first for encoders, last for decoders)",
+        description=(
+            "token(s) compared: first (e.g. [CLS]), last or mean (default: first for encoders, last for decoders)"
+        ),
     )
 
     @model_validator(mode="after")

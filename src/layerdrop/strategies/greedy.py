@@ -1,5 +1,7 @@
-"""SLEB-style greedy layer removal (Song et al. 2024) as a strategy: each step removes the layer whose
-removal costs least on labelled data. The search itself, with activation reuse, is in greedy_search.py.
+"""SLEB-style greedy layer removal (Song et al. 2024) as a strategy.
+
+Each step removes the layer whose removal costs least on labelled data. The search itself, with
+activation reuse, is in greedy_search.py.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ Objective = Literal["score", "loss", "perplexity"]
 
 
 class GreedyOptions(StrategyOptions):
+    """What a removal may cost, and when to stop: after K layers, past a score drop, or whichever comes first."""
+
     objective: Objective | None = Field(
         None,
         description="greedy: what a removal may cost: the task's score or loss (classifiers), or perplexity on text "
@@ -24,7 +28,9 @@ class GreedyOptions(StrategyOptions):
     max_drop_percent: float | None = Field(
         None,
         ge=0,
-        description="greedy: stop before the score falls (or the perplexity rises) more than this % from the full model's",
+        description=(
+            "greedy: stop before the score falls (or the perplexity rises) more than this % from the full model's"
+        ),
     )
 
     @model_validator(mode="after")
@@ -42,7 +48,8 @@ def _select(options: GreedyOptions, given: SelectionInput) -> Selection:
     objective = options.objective or ("perplexity" if language_model else "score")
     if not language_model and not type(model).__name__.endswith("ForSequenceClassification"):
         raise LayerDropError(
-            "strategy 'greedy' needs a classification head (--head sequence-classification) or a causal LM (--head causal-lm)"
+            "strategy 'greedy' needs a classification head (--head sequence-classification) "
+            "or a causal LM (--head causal-lm)"
         )
     if task is not None and not language_model and model.config.num_labels != task.num_labels:
         raise LayerDropError(

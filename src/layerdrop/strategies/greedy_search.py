@@ -1,7 +1,8 @@
-"""Greedy layer removal (SLEB-style), the search behind the `greedy` strategy: each step removes the layer whose removal costs least on dev data.
+"""Greedy layer removal (SLEB-style), the search behind the `greedy` strategy.
 
-A removed layer is replaced by a stand-in that passes its input on, so the model's own forward
-still builds the embeddings, masks and rotary tables, and the config is never touched.
+Each step removes the layer whose removal costs least on dev data. A removed layer is replaced by
+a stand-in that passes its input on, so the model's own forward still builds the embeddings, masks
+and rotary tables, and the config is never touched.
 
 Reuse: removing layer j leaves everything below j unchanged, so the hidden states entering each
 layer are cached per batch; to try "remove j", layers below j become pass-throughs and layer j
@@ -46,6 +47,8 @@ class Evaluation:
 
 @dataclass
 class GreedyResult:
+    """What a greedy search removed, in order, with the model's evaluation before and after each removal."""
+
     num_layers: int  # before any removal
     baseline: Evaluation
     removed: list[int]  # original layer indices, in the order they were removed
@@ -56,7 +59,7 @@ class GreedyResult:
         """JSON-ready: the baseline, then one entry per step (layer removed, layers left, score, loss)."""
         steps = [
             {"layer": layer, "num_layers": self.num_layers - step, **asdict(e)}
-            for step, (layer, e) in enumerate(zip(self.removed, self.trace), 1)
+            for step, (layer, e) in enumerate(zip(self.removed, self.trace, strict=True), 1)
         ]
         return {"baseline": asdict(self.baseline), "steps": steps, "stop_reason": self.stop_reason}
 
@@ -78,8 +81,10 @@ class _Skip(nn.Module):
 
 
 class _Replay(nn.Module):
-    """Stands in for a module whose output is known: the candidate layer j (whose output, as j is
-    skipped, is the cached input of j) or an embedding module. Returns the current batch's entry.
+    """Stands in for a module whose output is known, returning the current batch's entry.
+
+    The module is the candidate layer j (whose output, as j is skipped, is the cached input of j)
+    or an embedding module.
     """
 
     def __init__(self, cached: list[Any], rest: tuple | None = None) -> None:
@@ -114,7 +119,8 @@ class _Search:
         arch = architecture_for(model.config)
         if arch.shared_layers:
             raise LayerDropError(
-                "greedy search needs distinct layers; ALBERT repeats one shared layer, so every choice gives the same model"
+                "greedy search needs distinct layers; "
+                "ALBERT repeats one shared layer, so every choice gives the same model"
             )
         self.language_model = type(model).__name__.endswith(("ForCausalLM", "LMHeadModel"))
         if not self.language_model and any("labels" not in batch for batch in batches):
@@ -137,8 +143,9 @@ class _Search:
         return (self.stack, str(position))
 
     def first_pass(self, capture: bool) -> tuple[Evaluation, list[list[Tensor]]]:
-        """The full model's evaluation and each layer's output form; with `capture`, each layer's
-        inputs and each embedding module's outputs (which no removal changes).
+        """The full model's evaluation and each layer's output form; with `capture`, the inputs to cache.
+
+        The cache holds each layer's inputs and each embedding module's outputs (which no removal changes).
         """
 
         def form(module: nn.Module, args: tuple, output: Any) -> None:
@@ -149,7 +156,7 @@ class _Search:
         if capture:
             handles += [
                 getattr(*slot).register_forward_hook(lambda m, a, out, kept=kept: kept.append(out))
-                for slot, kept in zip(self.embeddings, self.embedded)
+                for slot, kept in zip(self.embeddings, self.embedded, strict=True)
             ]
         try:
             evaluation, cache = self.run({}, capture_from=0 if capture else len(self.stack))
@@ -209,6 +216,7 @@ def next_token_nll(logits: Tensor, inputs: Mapping[str, Tensor]) -> tuple[float,
 
 def _rank(evaluation: Evaluation, objective: str) -> tuple[float, ...]:
     """Higher is better; with the score objective, ties (common with accuracy) go to the lower loss.
+
     Perplexity is exp(loss), so it ranks as the loss does.
     """
     return (evaluation.score, -evaluation.loss) if objective == "score" else (-evaluation.loss,)
@@ -290,7 +298,10 @@ def _search(
                 best = (key, layer, evaluation, above)
         _, layer, evaluation, above = best
         if _too_far(evaluation, baseline, objective, max_drop_percent):
-            result.stop_reason = f"removing layer {layer} next would cost more than {max_drop_percent:g}% ({objective} {_value(evaluation, objective):.4g} vs {_value(baseline, objective):.4g})"
+            result.stop_reason = (
+                f"removing layer {layer} next would cost more than {max_drop_percent:g}% "
+                f"({objective} {_value(evaluation, objective):.4g} vs {_value(baseline, objective):.4g})"
+            )
             break
         result.removed.append(layer)
         result.trace.append(evaluation)
@@ -303,14 +314,16 @@ def _search(
 def _without(
     search: _Search, layer: int, removed: list[int], cache: list[list[Tensor]] | None, capture: bool
 ) -> tuple[Evaluation, list[list[Tensor]]]:
-    """Evaluate without `removed` and `layer`. With a cache, only the layers above `layer` run (the
-    embeddings are replayed too), and with `capture` their inputs come back for the next step.
+    """Evaluate without `removed` and `layer`.
+
+    With a cache, only the layers above `layer` run (the embeddings are replayed too), and with
+    `capture` their inputs come back for the next step.
     """
     if cache is None:
         return search.run({search.slot(p): search.skips[p] for p in [*removed, layer]}, capture_from=len(search.stack))
     stand_ins: dict[Slot, nn.Module] = {search.slot(p): search.skips[p] for p in [*range(layer), *removed]}
     stand_ins[search.slot(layer)] = _Replay(cache[layer], search.rest[layer])
-    stand_ins.update({slot: _Replay(outputs) for slot, outputs in zip(search.embeddings, search.embedded)})
+    stand_ins.update({slot: _Replay(outputs) for slot, outputs in zip(search.embeddings, search.embedded, strict=True)})
     return search.run(stand_ins, capture_from=layer + 1 if capture else len(search.stack))
 
 

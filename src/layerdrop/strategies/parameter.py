@@ -47,6 +47,8 @@ def parameter_scores(model: PreTrainedModel, statistic: Statistic = "norm") -> l
 
 
 class ParameterOptions(NumDropOptions):
+    """K, and which weight statistic ranks the layers."""
+
     statistic: Statistic = Field("norm", description="parameter: weight statistic, norm (root-mean-square) or variance")
 
 

@@ -42,8 +42,10 @@ def odd_alternate(num_layers: int, num_drop: int) -> list[int]:
 
 
 def symmetric(num_layers: int, num_drop: int) -> list[int]:
-    """The K middle layers. When L − K is odd the extra kept layer goes to the bottom,
-    since the paper finds lower layers matter most: L=12, K=3 keeps 5 below and 4 above.
+    """The K middle layers.
+
+    When L − K is odd the extra kept layer goes to the bottom, since the paper finds lower layers
+    matter most: L=12, K=3 keeps 5 below and 4 above.
     """
     keep_bottom = (num_layers - num_drop + 1) // 2
     return list(range(keep_bottom, keep_bottom + num_drop))
@@ -74,6 +76,8 @@ def parse_layer_list(text: str) -> list[int]:
 
 
 class RandomOptions(NumDropOptions):
+    """K, and the seed that makes the random draw repeatable."""
+
     seed: int = Field(0, description="random: seed of the draw")
 
 
@@ -82,6 +86,8 @@ def _layer_list(value: Any) -> Any:
 
 
 class ExplicitOptions(StrategyOptions):
+    """The layers to drop, named by index; K follows from them, so it is refused."""
+
     layers: Annotated[list[int], BeforeValidator(_layer_list)] = Field(
         ..., min_length=1, description="0-based layers to drop, e.g. 9,10,11 or 8-11 (implies --strategy explicit)"
     )

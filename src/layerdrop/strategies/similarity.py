@@ -34,13 +34,16 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
 def default_pooling(config: PretrainedConfig) -> str:
-    """The token a model sums a text up in: the last for decoders (those with a final norm: GPT-2,
-    Llama, …; Gromov et al. use it) and XLNet (its <cls> comes last), else the first ([CLS]).
+    """The token a model sums a text up in: the last for decoders and XLNet, else the first ([CLS]).
+
+    Decoders are those with a final norm (GPT-2, Llama, …; Gromov et al. use the last token), and
+    XLNet's <cls> comes last.
     """
     return "last" if architecture_for(config).final_norm or getattr(config, "summary_type", None) == "last" else "first"
 
 
 def check_pooling(pooling: str) -> str:
+    """`pooling` itself if it is one of `POOLINGS`, else a one-line error listing them."""
     if pooling not in POOLINGS:
         raise LayerDropError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
     return pooling
@@ -78,6 +81,7 @@ class SimilarityScores:
 
     @property
     def num_layers(self) -> int:
+        """L, the number of layers scored (one token-wise cosine per layer)."""
         return len(self.token_cosine)
 
     def contribution(self, pooling: str) -> list[float]:
@@ -136,7 +140,8 @@ class _Accumulator:
     def end_batch(self) -> None:
         if len(self.pooled) != self.num_layers + 1:
             raise RuntimeError(
-                f"captured {len(self.pooled)} states for {self.num_layers} layers; the layer hooks did not fire as expected"
+                f"captured {len(self.pooled)} states for {self.num_layers} layers; "
+                "the layer hooks did not fire as expected"
             )
         unit = F.normalize(torch.stack(self.pooled, dim=2), dim=-1)  # (batch, POOLINGS, L+1, hidden)
         cosine = (unit @ unit.transpose(-1, -2)).clamp(-1, 1).double()
