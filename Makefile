@@ -36,5 +36,5 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-test: setup
+test: lint
 	$(BIN)/python -m pytest
