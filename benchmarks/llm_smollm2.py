@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def held_out(model: torch.nn.Module, tokens: torch.Tensor) -> dict:
     result = perplexity(model, tokens, WINDOW, progress=False)
-    return {"perplexity": result.perplexity, "tokens": result.tokens_scored, "seconds": result.seconds}
+    return {"perplexity": result.perplexity, "tokens": result.tokens_scored, "eval_seconds": result.seconds}
 
 
 def dropped(layers: list[int]) -> torch.nn.Module:
@@ -143,30 +143,38 @@ def charts(results: dict) -> None:
 
     folder = ROOT / "docs" / "llm"
     folder.mkdir(parents=True, exist_ok=True)
-    figure = Figure(figsize=(6, 4), layout="constrained")
-    axes = figure.subplots()
-    for name, by_k in results["strategies"].items():
-        ks = sorted(by_k, key=int)
-        axes.plot([int(k) for k in ks], [by_k[k]["perplexity"] for k in ks], marker="o", label=name)
-    axes.axhline(results["full"]["perplexity"], color="black", linestyle="--", label="full model")
-    axes.set(
-        yscale="log",
-        xlabel="layers dropped (K) of 30",
-        ylabel="held-out perplexity (log scale)",
-        title="SmolLM2-135M on shakespeare:eval",
-    )
-    axes.legend(fontsize="small")
+    full = results["full"]["perplexity"]
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    everything, closer = figure.subplots(1, 2)
+    for axes, names in ((everything, list(results["strategies"])), (closer, ["block-influence", "angular", "greedy"])):
+        for name in names:
+            by_k = results["strategies"][name]
+            ks = sorted(by_k, key=int)
+            axes.plot([int(k) for k in ks], [by_k[k]["perplexity"] for k in ks], marker="o", label=name)
+        axes.axhline(full, color="black", linestyle="--", label=f"full model ({full:.1f})")
+        axes.set(xlabel="layers dropped (K) of 30", xticks=[int(k) for k in sorted(by_k, key=int)])
+        axes.legend(fontsize="small")
+    everything.set(yscale="log", ylabel="held-out perplexity (log scale)", title="every strategy")
+    closer.set(ylabel="held-out perplexity", title="without top")
+    figure.suptitle("SmolLM2-135M-Instruct on shakespeare:eval (8,192 tokens)")
     figure.savefig(folder / "perplexity_vs_k.png", dpi=130)
     if "healing" in results:
-        figure = Figure(figsize=(6, 4), layout="constrained")
-        axes = figure.subplots()
-        for method, run in results["healing"]["methods"].items():
+        healing = results["healing"]
+        figure = Figure(figsize=(10, 4), layout="constrained")
+        panels = figure.subplots(1, len(healing["methods"]))
+        ylabels = {"lora": "next-token loss (nats)", "distill": "KL to the uncut model (nats)"}
+        for axes, (method, run) in zip(panels, healing["methods"].items(), strict=True):
             tokens = [(i + 1) * run["tokens_seen"] / len(run["losses"]) for i in range(len(run["losses"]))]
-            axes.plot(tokens, run["losses"], label=f"{method} (held-out ppl {run['perplexity']:.1f})")
-        axes.set(
-            xlabel="training tokens", ylabel="training loss", title=f"healing K = 6 ({results['healing']['strategy']})"
+            axes.plot(tokens, run["losses"])
+            axes.set(
+                xlabel="training tokens",
+                ylabel=ylabels[method],
+                title=f"{method}: held-out perplexity {run['perplexity']:.1f} ({run['seconds'] / 60:.1f} min)",
+            )
+        figure.suptitle(
+            f"healing K = 6 ({healing['strategy']}: {healing['layers']}); before: "
+            f"{results['strategies'][healing['strategy']]['6']['perplexity']:.1f}, full model {full:.1f}"
         )
-        axes.legend(fontsize="small")
         figure.savefig(folder / "healing.png", dpi=130)
 
 
