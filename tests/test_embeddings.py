@@ -14,7 +14,8 @@ import pytest
 import torch
 from datasets import Dataset
 from scipy.stats import spearmanr
-from transformers import AutoTokenizer, BertConfig, BertModel
+from tiny_checkpoints import save_tiny_bert
+from transformers import AutoTokenizer
 
 from layerdrop.checkpoint import copy_sentence_transformers_files, load_model, load_tokenizer, save_model
 from layerdrop.embeddings import (
@@ -119,19 +120,12 @@ def _stsb_sample(task, minilm_dir: Path) -> Dataset:
 @pytest.fixture(scope="module")
 def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
     """A 4-layer BERT base model with MiniLM's tokenizer and sentence-transformers files."""
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=37,
+    folder = save_tiny_bert(
+        tmp_path_factory.mktemp("models") / "tiny-encoder",
+        head=False,
+        tokenizer=AutoTokenizer.from_pretrained(minilm_dir),
         initializer_range=0.2,
     )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("models") / "tiny-encoder"
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
     copy_sentence_transformers_files(minilm_dir, folder)
     return folder
 

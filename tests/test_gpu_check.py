@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+from tiny_checkpoints import save_tiny_bert
+from transformers import AutoTokenizer
 
 import layerdrop
 
@@ -44,21 +44,12 @@ def _parts(stdout: str) -> dict[str, tuple[str, str]]:
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
     """A 4-layer BERT with MiniLM's tokenizer and no dropout: it memorises 32 sentences in seconds."""
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=37,
+    return save_tiny_bert(
+        tmp_path_factory.mktemp("models") / "tiny-bert",
+        tokenizer=AutoTokenizer.from_pretrained(minilm_dir),
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
     )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("models") / "tiny-bert"
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.mark.slow

@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
+from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer, PreTrainedTokenizerBase
 
 from tiny_models import ENCODER
 
@@ -35,13 +36,16 @@ def tiny_tokenizer() -> BertTokenizer:
     return BertTokenizer(vocab={word: i for i, word in enumerate([*SPECIAL_TOKENS, *toy_words()])})
 
 
-def save_tiny_bert(path: Path, *, head: bool = True, seed: int = 0) -> Path:
+def save_tiny_bert(
+    path: Path, *, head: bool = True, seed: int = 0, tokenizer: PreTrainedTokenizerBase | None = None, **config: Any
+) -> Path:
     """A randomly initialised 4-layer BERT with its tokenizer, saved to `path`.
 
     A 2-label classifier, or with `head=False` the bare encoder, like a pre-trained checkpoint nobody fine-tuned.
+    `tokenizer` (default: the toy task's word-level one) sets the vocabulary; `config` overrides BERT settings.
     """
-    tokenizer = tiny_tokenizer()
-    config = BertConfig(**{**ENCODER, "vocab_size": len(tokenizer)}, num_labels=2)
+    tokenizer = tokenizer or tiny_tokenizer()
+    config = BertConfig(**{**ENCODER, "vocab_size": len(tokenizer), **config}, num_labels=2)
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config) if head else BertModel(config)
     model.save_pretrained(path)
