@@ -127,6 +127,18 @@ class RunConfig(Settings):
         options = get_strategy(self.strategy).parse(self.strategy_options)
         return int(options.num_drop or len(getattr(options, "layers", None) or ()))
 
+    def load_data(self, task: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """(train split, {dev split: data}, where they came from): what this run's data settings select."""
+        from layerdrop.glue import train_and_dev
+
+        return train_and_dev(
+            task,
+            self.data,
+            train_from_dev=self.train_from_dev,
+            max_train_samples=self.max_train_samples,
+            max_eval_samples=self.max_eval_samples,
+        )
+
 
 def run_experiment(config: RunConfig, output: str | Path | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run one experiment and return its JSON-able result (what `layerdrop run` writes).
@@ -139,7 +151,7 @@ def run_experiment(config: RunConfig, output: str | Path | None = None, overwrit
     from layerdrop.architectures import num_layers, parameter_count
     from layerdrop.checkpoint import load_model, load_tokenizer, save_model
     from layerdrop.evaluation import evaluate
-    from layerdrop.glue import get_task, train_and_dev
+    from layerdrop.glue import get_task
     from layerdrop.outputs import check_output
     from layerdrop.surgery import drop_layers, dropping_record
     from layerdrop.training import finetune
@@ -147,13 +159,7 @@ def run_experiment(config: RunConfig, output: str | Path | None = None, overwrit
     if output is not None:
         check_output(output, "dir", overwrite, what="--output")
     task = get_task(config.task)
-    train, eval_sets, data_record = train_and_dev(
-        task,
-        config.data,
-        train_from_dev=config.train_from_dev,
-        max_train_samples=config.max_train_samples,
-        max_eval_samples=config.max_eval_samples,
-    )
+    train, eval_sets, data_record = config.load_data(task)
     started = time.perf_counter()
     set_seed(config.training.seed)  # the new classification head is drawn from this seed
     model = load_model(config.model, head="sequence-classification", num_labels=task.num_labels)

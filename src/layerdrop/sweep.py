@@ -499,7 +499,7 @@ def run_sweep(
     """
     execution = execution or ExecutionSettings(workers=workers)
     check_available(execution.engine)
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)  # in a log, every event stays one line, however long
     jobs = [job if isinstance(job, Job) else Job.of(job) for job in specs]
     with closing(open_db(db_path)) as conn:
         done = finished_keys(conn)
@@ -516,7 +516,6 @@ def run_sweep(
                 f"sweep: {outcome.total} runs, {outcome.skipped} already in {db_path}, "
                 f"{len(waiting)} to run on {engine.describe()}",
                 highlight=False,
-                soft_wrap=True,
             )
             by_key = {job.key: job for job in jobs}
             running: dict[str, Job] = {}

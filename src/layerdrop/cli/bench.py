@@ -56,7 +56,7 @@ def bench(
     for path, option in ((json_path, "--json"), (csv_path, "--csv")):
         if path is not None:
             check_output(path, "file", overwrite, what=option)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # in a log, one line per step, however long
     if generate:
         from layerdrop.generation_bench import run_generation_bench
 

@@ -102,18 +102,12 @@ def _task(
     from layerdrop.distillation import distill as distil
     from layerdrop.errors import LayerDropError
     from layerdrop.evaluation import evaluate
-    from layerdrop.glue import get_task, train_and_dev
+    from layerdrop.glue import get_task
 
     run = RunConfig.model_validate({**settings, "model": model, "training": training})
     options = DistillConfig.model_validate(distillation)
     task = get_task(run.task)
-    train, eval_sets, data = train_and_dev(
-        task,
-        run.data,
-        train_from_dev=run.train_from_dev,
-        max_train_samples=run.max_train_samples,
-        max_eval_samples=run.max_eval_samples,
-    )
+    train, eval_sets, data = run.load_data(task)
     teacher = load_model(teacher_name, head="sequence-classification", trained_head=True)
     if teacher.config.num_labels != task.num_labels:
         raise LayerDropError(

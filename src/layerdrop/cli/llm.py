@@ -25,6 +25,19 @@ def _text_source(values: dict[str, Any]) -> TextSource:
     return source
 
 
+def _causal_lm_and_tokens(model: str, source: TextSource, device: str) -> tuple[Any, Any, Any]:
+    """`model` as a causal LM on `device`, its tokenizer, and `source` read with it as one token stream."""
+    from layerdrop.checkpoint import load_model, load_tokenizer
+    from layerdrop.corpora import load_tokens
+    from layerdrop.errors import LayerDropError
+
+    tokenizer = load_tokenizer(model)
+    if tokenizer is None:
+        raise LayerDropError(f"{model!r} has no tokenizer to read the text with")
+    tokens = load_tokens(source, tokenizer)
+    return load_model(model, head="causal-lm", trained_head=True).to(device), tokenizer, tokens
+
+
 @app.command()
 @settings_options(PerplexitySettings, into="window", panel="Sliding window")
 @settings_options(TextSource, into="text", panel=TEXT_PANEL)
@@ -38,9 +51,6 @@ def perplexity(
     window: dict[str, Any] | None = None,
 ) -> None:
     """Token-level perplexity of a causal LM on a text, with the standard sliding window; tokens/s."""
-    from layerdrop.checkpoint import load_model, load_tokenizer
-    from layerdrop.corpora import load_tokens
-    from layerdrop.errors import LayerDropError
     from layerdrop.experiment import versions
     from layerdrop.outputs import check_output, write_json
     from layerdrop.perplexity import perplexity as measure
@@ -48,11 +58,7 @@ def perplexity(
     source, settings = _text_source(text), PerplexitySettings.model_validate(window)
     if result is not None:
         check_output(result, "file", overwrite, what="--result")
-    tokenizer = load_tokenizer(model)
-    if tokenizer is None:
-        raise LayerDropError(f"{model!r} has no tokenizer to read the text with")
-    tokens = load_tokens(source, tokenizer)
-    loaded = load_model(model, head="causal-lm", trained_head=True).to(device)
+    loaded, _, tokens = _causal_lm_and_tokens(model, source, device)
     measured = measure(loaded, tokens, settings)
     record = {
         "model": model,
@@ -92,8 +98,7 @@ def heal(
 
     Healing is LoRA merged into the weights, or logit distillation from --teacher.
     """
-    from layerdrop.checkpoint import load_model, load_tokenizer, save_model
-    from layerdrop.corpora import load_tokens
+    from layerdrop.checkpoint import load_model, save_model
     from layerdrop.errors import LayerDropError
     from layerdrop.experiment import versions
     from layerdrop.healing import heal as heal_model
@@ -105,11 +110,7 @@ def heal(
     check_output(output, "dir", overwrite, what="--output")
     if result is not None:
         check_output(result, "file", overwrite, what="--result")
-    tokenizer = load_tokenizer(model)
-    if tokenizer is None:
-        raise LayerDropError(f"{model!r} has no tokenizer to read the text with")
-    tokens = load_tokens(source, tokenizer)
-    student = load_model(model, head="causal-lm", trained_head=True).to(device)
+    student, tokenizer, tokens = _causal_lm_and_tokens(model, source, device)
     uncut = (
         load_model(teacher, head="causal-lm", trained_head=True).to(device) if settings.method == "distill" else None
     )
